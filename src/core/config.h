@@ -1,0 +1,62 @@
+/* Settings: declared once in a table that drives parsing of autorun.conf, the
+ * environment overrides and `autorun help config`. */
+#ifndef AR_CORE_CONFIG_H
+#define AR_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ar_named_url {
+    char *name; /* owned */
+    char *url;  /* owned */
+};
+
+struct ar_config {
+    /* Locations, from flags or environment (never from the file itself). */
+    char *home;        /* owned; state directory */
+    char *recipes_dir; /* owned */
+    char *plugins_dir; /* owned */
+    char *file;        /* owned; the config file that was read, or NULL */
+
+    /* Settings from the table in config.c. */
+    char *listen;
+    char *mail_url;
+    char *secrets_file;
+    char *log_level;
+    int64_t run_timeout_ms;
+    int64_t heap_limit;
+    int64_t max_runs;
+    int64_t body_limit;
+    int64_t response_limit;
+    int64_t retention_ms;
+    int64_t parallel_default;
+
+    struct ar_named_url *dbs; /* owned; db.NAME / AUTORUN_DB_<NAME> */
+    size_t n_dbs;
+    struct ar_named_url *apis; /* owned; api.NAME / <NAME>_API_BASE */
+    size_t n_apis;
+};
+
+struct ar_config_locations {
+    const char *home;    /* --home, or NULL */
+    const char *recipes; /* --recipes, or NULL */
+    const char *plugins; /* --plugins, or NULL */
+    const char *file;    /* --config, or NULL to search */
+};
+
+/* Fills cfg from defaults, the config file and the environment (which wins).
+ * On error writes "file:line: what is wrong" into err and returns AR_EINVAL. */
+int ar_config_load(struct ar_config *cfg, const struct ar_config_locations *loc, char *err,
+                   size_t errlen);
+/* Applies one "key = value" setting; used by the file parser and by tests. */
+int ar_config_set(struct ar_config *cfg, const char *key, const char *value, char *err,
+                  size_t errlen);
+void ar_config_free(struct ar_config *cfg);
+
+const char *ar_config_db_url(const struct ar_config *cfg, const char *name);
+const char *ar_config_api_base(const struct ar_config *cfg, const char *name);
+
+/* Prints the settings reference (key, environment variable, default, help). */
+void ar_config_print_reference(void);
+
+#endif

@@ -1,0 +1,540 @@
+/* The state database: runs, logs, steps and the per-recipe store in one SQLite file
+ * (WAL). One connection, used only from the loop thread. */
+#include "db/history.h"
+#include "db/schema.h"
+#include "core/error.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_RUN_INSERT,
+    ST_RUN_FINISH,
+    ST_LOG_INSERT,
+    ST_STEP_INSERT,
+    ST_STORE_GET,
+    ST_STORE_SET,
+    ST_STORE_DEL,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_RUN_INSERT] = "INSERT INTO runs (recipe, trigger, status, attempt, dry_run, queued_at, "
+                      "started_at, input, replay_of) VALUES (?,?,?,?,?,?,?,?,?)",
+    [ST_RUN_FINISH] = "UPDATE runs SET status=?, finished_at=?, duration_ms=?, result=?, "
+                      "error=?, error_stack=? WHERE id=?",
+    [ST_LOG_INSERT] = "INSERT INTO logs (run_id, seq, at, level, message) VALUES (?,?,?,?,?)",
+    [ST_STEP_INSERT] = "INSERT INTO steps (run_id, seq, kind, name, started_at, duration_ms, "
+                       "status, attempts, detail, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+    [ST_STORE_GET] = "SELECT value, expires_at FROM store WHERE recipe=? AND key=?",
+    [ST_STORE_SET] = "INSERT INTO store (recipe, key, value, expires_at) VALUES (?,?,?,?) "
+                     "ON CONFLICT(recipe, key) DO UPDATE SET value=excluded.value, "
+                     "expires_at=excluded.expires_at",
+    [ST_STORE_DEL] = "DELETE FROM store WHERE recipe=? AND key=?",
+};
+
+struct ar_history {
+    sqlite3 *db; /* owned */
+    sqlite3_stmt *stmt[ST_COUNT]; /* owned */
+    int in_batch;
+};
+
+#define RUN_COLUMNS                                                                              \
+    "id, recipe, trigger, status, attempt, dry_run, queued_at, started_at, finished_at, "        \
+    "duration_ms, input, result, error, error_stack, replay_of"
+
+static int exec(struct ar_history *h, const char *sql)
+{
+    return sqlite3_exec(h->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : AR_EIO;
+}
+
+static int migrate(struct ar_history *h, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int version = 0;
+    if (sqlite3_prepare_v2(h->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        version = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (version > AR_SCHEMA_VERSION) {
+        snprintf(err, errlen,
+                 "history.db has schema version %d, newer than this autorun (%d): upgrade autorun",
+                 version, AR_SCHEMA_VERSION);
+        return AR_EINVAL;
+    }
+    for (int v = version; v < AR_SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
+        if (exec(h, "BEGIN IMMEDIATE") != 0 || exec(h, ar__schema_migrations[v]) != 0 ||
+            exec(h, pragma) != 0 || exec(h, "COMMIT") != 0) {
+            snprintf(err, errlen, "history.db: migration to version %d failed: %s", v + 1,
+                     sqlite3_errmsg(h->db));
+            exec(h, "ROLLBACK");
+            return AR_EIO;
+        }
+    }
+    return 0;
+}
+
+int ar_history_open(const char *home, struct ar_history **out, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(home, &st) != 0) {
+        int rc = ar_mkdir_p(home, 0700);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: cannot create state directory: %s", home, ar_strerror(rc));
+            return rc;
+        }
+    }
+    char *path = ar_path_join(home, "history.db");
+    /* Create the file ourselves so it is 0600 from the first byte; SQLite gives the
+     * -wal and -shm files the same mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        free(path);
+        return -errno;
+    }
+    close(fd);
+
+    struct ar_history *h = ar_calloc(1, sizeof(*h));
+    int rc = 0;
+    if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
+        rc = AR_EIO;
+        goto out;
+    }
+    sqlite3_busy_timeout(h->db, 10000);
+    /* auto_vacuum must be chosen before the first table exists; incremental lets
+     * pruning give space back without a full VACUUM. journal_size_limit bounds the WAL. */
+    if (exec(h, "PRAGMA auto_vacuum=INCREMENTAL") != 0 ||
+        exec(h, "PRAGMA journal_mode=WAL") != 0 || exec(h, "PRAGMA synchronous=NORMAL") != 0 ||
+        exec(h, "PRAGMA journal_size_limit=67108864") != 0 ||
+        exec(h, "PRAGMA foreign_keys=ON") != 0) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
+        rc = AR_EIO;
+        goto out;
+    }
+    if ((rc = migrate(h, err, errlen)) != 0) {
+        goto out;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(h->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
+            rc = AR_EIO;
+            goto out;
+        }
+    }
+out:
+    free(path);
+    if (rc != 0) {
+        ar_history_close(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void ar_history_close(struct ar_history *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    ar_history_commit(h);
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(h->stmt[i]);
+    }
+    sqlite3_close(h->db);
+    free(h);
+}
+
+const char *ar_history_errmsg(struct ar_history *h)
+{
+    return sqlite3_errmsg(h->db);
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : AR_EIO;
+}
+
+/* Every write goes through here: it opens the grouped transaction on first use. */
+static int batch(struct ar_history *h)
+{
+    if (h->in_batch) {
+        return 0;
+    }
+    if (step_done(h->stmt[ST_BEGIN]) != 0) {
+        return AR_EIO;
+    }
+    h->in_batch = 1;
+    return 0;
+}
+
+int ar_history_commit(struct ar_history *h)
+{
+    if (!h->in_batch) {
+        return 0;
+    }
+    h->in_batch = 0;
+    if (step_done(h->stmt[ST_COMMIT]) != 0) {
+        exec(h, "ROLLBACK");
+        return AR_EIO;
+    }
+    return 0;
+}
+
+int ar_history_in_batch(const struct ar_history *h)
+{
+    return h->in_batch;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s) {
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, i);
+    }
+}
+
+static void bind_time(sqlite3_stmt *st, int i, int64_t ms)
+{
+    if (ms) {
+        sqlite3_bind_int64(st, i, ms);
+    } else {
+        sqlite3_bind_null(st, i);
+    }
+}
+
+int ar_history_run_insert(struct ar_history *h, const struct ar_run_record *r, int64_t *id)
+{
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_stmt *st = h->stmt[ST_RUN_INSERT];
+    bind_text(st, 1, r->recipe);
+    bind_text(st, 2, r->trigger);
+    bind_text(st, 3, r->status);
+    sqlite3_bind_int(st, 4, r->attempt > 0 ? r->attempt : 1);
+    sqlite3_bind_int(st, 5, r->dry_run);
+    bind_time(st, 6, r->queued_at);
+    bind_time(st, 7, r->started_at);
+    bind_text(st, 8, r->input);
+    if (r->replay_of) {
+        sqlite3_bind_int64(st, 9, r->replay_of);
+    }
+    if (step_done(st) != 0) {
+        return AR_EIO;
+    }
+    *id = sqlite3_last_insert_rowid(h->db);
+    return 0;
+}
+
+int ar_history_run_finish(struct ar_history *h, const struct ar_run_record *r)
+{
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_stmt *st = h->stmt[ST_RUN_FINISH];
+    bind_text(st, 1, r->status);
+    bind_time(st, 2, r->finished_at);
+    sqlite3_bind_double(st, 3, r->duration_ms);
+    bind_text(st, 4, r->result);
+    bind_text(st, 5, r->error);
+    bind_text(st, 6, r->error_stack);
+    sqlite3_bind_int64(st, 7, r->id);
+    return step_done(st);
+}
+
+int ar_history_log_insert(struct ar_history *h, int64_t run_id, int seq,
+                          const struct ar_log_record *l)
+{
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_stmt *st = h->stmt[ST_LOG_INSERT];
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, seq);
+    sqlite3_bind_int64(st, 3, l->at);
+    bind_text(st, 4, l->level);
+    bind_text(st, 5, l->message);
+    return step_done(st);
+}
+
+int ar_history_step_insert(struct ar_history *h, int64_t run_id, const struct ar_step_record *s)
+{
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_stmt *st = h->stmt[ST_STEP_INSERT];
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, s->seq);
+    bind_text(st, 3, s->kind);
+    bind_text(st, 4, s->name);
+    sqlite3_bind_int64(st, 5, s->started_at);
+    sqlite3_bind_double(st, 6, s->duration_ms);
+    bind_text(st, 7, s->status);
+    sqlite3_bind_int(st, 8, s->attempts > 0 ? s->attempts : 1);
+    bind_text(st, 9, s->detail);
+    bind_text(st, 10, s->error);
+    return step_done(st);
+}
+
+int ar_history_mark_interrupted(struct ar_history *h, int64_t *count)
+{
+    if (batch(h) != 0 ||
+        exec(h, "UPDATE runs SET status='interrupted', error='the process stopped during the run'"
+                " WHERE status='running'") != 0) {
+        return AR_EIO;
+    }
+    *count = sqlite3_changes(h->db);
+    return 0;
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? ar_strdup((const char *)t) : NULL;
+}
+
+static void read_run(sqlite3_stmt *st, struct ar_run_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->id = sqlite3_column_int64(st, 0);
+    r->recipe = col_text(st, 1);
+    r->trigger = col_text(st, 2);
+    r->status = col_text(st, 3);
+    r->attempt = sqlite3_column_int(st, 4);
+    r->dry_run = sqlite3_column_int(st, 5);
+    r->queued_at = sqlite3_column_int64(st, 6);
+    r->started_at = sqlite3_column_int64(st, 7);
+    r->finished_at = sqlite3_column_int64(st, 8);
+    r->duration_ms = sqlite3_column_double(st, 9);
+    r->input = col_text(st, 10);
+    r->result = col_text(st, 11);
+    r->error = col_text(st, 12);
+    r->error_stack = col_text(st, 13);
+    r->replay_of = sqlite3_column_int64(st, 14);
+}
+
+void ar_run_record_free(struct ar_run_record *r)
+{
+    free(r->recipe);
+    free(r->trigger);
+    free(r->status);
+    free(r->input);
+    free(r->result);
+    free(r->error);
+    free(r->error_stack);
+    memset(r, 0, sizeof(*r));
+}
+
+int ar_history_list(struct ar_history *h, const struct ar_history_filter *f, ar_run_row_cb cb,
+                    void *data)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR recipe=?1) AND "
+                      "(?2 IS NULL OR status=?2) AND (?3 = 0 OR started_at >= ?3 OR "
+                      "queued_at >= ?3) ORDER BY id DESC LIMIT ?4";
+    if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, f->recipe);
+    bind_text(st, 2, f->status);
+    sqlite3_bind_int64(st, 3, f->since_ms);
+    sqlite3_bind_int(st, 4, f->limit > 0 ? f->limit : 20);
+    int rc = 0, s;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ar_run_record r;
+        read_run(st, &r);
+        rc = cb(data, &r);
+        ar_run_record_free(&r);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int get_one(struct ar_history *h, const char *sql, const char *arg, int64_t id,
+                   struct ar_run_record *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    if (arg) {
+        bind_text(st, 1, arg);
+    } else {
+        sqlite3_bind_int64(st, 1, id);
+    }
+    int rc = AR_ENOENT;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        read_run(st, out);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ar_history_get(struct ar_history *h, int64_t id, struct ar_run_record *out)
+{
+    return get_one(h, "SELECT " RUN_COLUMNS " FROM runs WHERE id=?", NULL, id, out);
+}
+
+int ar_history_last(struct ar_history *h, const char *recipe, struct ar_run_record *out)
+{
+    return get_one(h,
+                   "SELECT " RUN_COLUMNS " FROM runs WHERE recipe=? ORDER BY id DESC LIMIT 1",
+                   recipe, 0, out);
+}
+
+int ar_history_logs(struct ar_history *h, int64_t id, ar_log_row_cb cb, void *data)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db, "SELECT at, level, message FROM logs WHERE run_id=? ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        struct ar_log_record l = {
+            .at = sqlite3_column_int64(st, 0),
+            .level = (const char *)sqlite3_column_text(st, 1),
+            .message = (const char *)sqlite3_column_text(st, 2),
+        };
+        rc = cb(data, &l);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ar_history_steps(struct ar_history *h, int64_t id, ar_step_row_cb cb, void *data)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT seq, kind, name, started_at, duration_ms, status, attempts, "
+                           "detail, error FROM steps WHERE run_id=? ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        struct ar_step_record s = {
+            .seq = sqlite3_column_int(st, 0),
+            .kind = (const char *)sqlite3_column_text(st, 1),
+            .name = (const char *)sqlite3_column_text(st, 2),
+            .started_at = sqlite3_column_int64(st, 3),
+            .duration_ms = sqlite3_column_double(st, 4),
+            .status = (const char *)sqlite3_column_text(st, 5),
+            .attempts = sqlite3_column_int(st, 6),
+            .detail = (const char *)sqlite3_column_text(st, 7),
+            .error = (const char *)sqlite3_column_text(st, 8),
+        };
+        rc = cb(data, &s);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ar_history_prune(struct ar_history *h, int64_t before_ms, int64_t *deleted)
+{
+    static const char *const del[] = {
+        "DELETE FROM logs WHERE run_id IN (SELECT id FROM runs WHERE %s)",
+        "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE %s)",
+        "DELETE FROM runs WHERE %s",
+    };
+    const char *cond = "coalesce(finished_at, started_at, queued_at) < ?1 AND status NOT IN "
+                       "('queued','running')";
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    int64_t n = 0;
+    for (size_t i = 0; i < AR_ARRAY_SIZE(del); i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), del[i], cond);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+            return AR_EIO;
+        }
+        sqlite3_bind_int64(st, 1, before_ms);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+            return AR_EIO;
+        }
+        n = sqlite3_changes(h->db);
+    }
+    exec(h, "DELETE FROM store WHERE expires_at IS NOT NULL AND expires_at < "
+            "CAST(strftime('%s','now') AS INTEGER) * 1000");
+    if (ar_history_commit(h) != 0) {
+        return AR_EIO;
+    }
+    /* Give the freed pages back to the file system, and cap the WAL. */
+    exec(h, "PRAGMA incremental_vacuum");
+    exec(h, "PRAGMA wal_checkpoint(TRUNCATE)");
+    *deleted = n;
+    return 0;
+}
+
+int ar_store_get(struct ar_history *h, const char *recipe, const char *key, int64_t now_ms,
+                 char **json)
+{
+    sqlite3_stmt *st = h->stmt[ST_STORE_GET];
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, key);
+    int rc = AR_ENOENT;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t exp = sqlite3_column_int64(st, 1);
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL || exp > now_ms) {
+            *json = col_text(st, 0);
+            rc = 0;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int ar_store_set(struct ar_history *h, const char *recipe, const char *key, const char *json,
+                 int64_t expires_at)
+{
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_stmt *st = h->stmt[ST_STORE_SET];
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, key);
+    bind_text(st, 3, json);
+    bind_time(st, 4, expires_at);
+    return step_done(st);
+}
+
+int ar_store_del(struct ar_history *h, const char *recipe, const char *key)
+{
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_stmt *st = h->stmt[ST_STORE_DEL];
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, key);
+    return step_done(st);
+}

@@ -1,0 +1,61 @@
+/* The history database schema, as a list of migrations. Version N of the schema is
+ * what migrations[0..N-1] build; PRAGMA user_version records N. Never edit a shipped
+ * migration: append a new one. Documented in docs/history.md. */
+#ifndef AR_DB_SCHEMA_H
+#define AR_DB_SCHEMA_H
+
+static const char *const ar__schema_migrations[] = {
+    /* 1: runs, their logs and steps, per-recipe store. */
+    "CREATE TABLE runs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  recipe TEXT NOT NULL,"
+    "  trigger TEXT NOT NULL,"        /* cli, cron, webhook, poll, row, replay */
+    "  status TEXT NOT NULL,"         /* queued running succeeded failed interrupted cancelled skipped */
+    "  attempt INTEGER NOT NULL DEFAULT 1,"
+    "  dry_run INTEGER NOT NULL DEFAULT 0,"
+    "  queued_at INTEGER,"            /* unix ms */
+    "  started_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  duration_ms REAL,"
+    "  input TEXT,"                   /* JSON, redacted */
+    "  result TEXT,"                  /* JSON, redacted */
+    "  error TEXT,"                   /* one line: 'TypeError: x is undefined' */
+    "  error_stack TEXT,"
+    "  replay_of INTEGER"
+    ");"
+    "CREATE INDEX runs_by_recipe ON runs(recipe, id);"
+    "CREATE INDEX runs_by_status ON runs(status, id);"
+    "CREATE INDEX runs_by_start ON runs(started_at);"
+    "CREATE TABLE logs ("
+    "  run_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  level TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE steps ("
+    "  run_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"           /* http, sql, mail, store */
+    "  name TEXT NOT NULL,"           /* 'GET https://api.trello.com/1/boards/x' (redacted) */
+    "  started_at INTEGER NOT NULL,"
+    "  duration_ms REAL NOT NULL,"
+    "  status TEXT NOT NULL,"         /* ok, error, dry-run, or an HTTP status */
+    "  attempts INTEGER NOT NULL DEFAULT 1,"
+    "  detail TEXT,"                  /* JSON: request/response excerpts (truncated, redacted) */
+    "  error TEXT,"
+    "  PRIMARY KEY (run_id, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE store ("
+    "  recipe TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"          /* JSON */
+    "  expires_at INTEGER,"           /* unix ms, NULL = never */
+    "  PRIMARY KEY (recipe, key)"
+    ") WITHOUT ROWID;",
+};
+
+#define AR_SCHEMA_VERSION ((int)(sizeof(ar__schema_migrations) / sizeof(ar__schema_migrations[0])))
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * The recipe runtime, evaluated once per engine before any recipe is loaded.
+ *
+ * Each run is a tree of fibers (Duktape threads sharing the one global
+ * environment). A call that waits (sleep, http, sql, mail) asks C to start the
+ * I/O for the current fiber and then yields; C resumes the fiber from the loop
+ * with the result. Duktape cannot yield across a native call on the fiber's
+ * stack, so the array methods whose callbacks may wait are redefined here in
+ * ECMAScript, and parallel() is built from fibers rather than from callbacks.
+ *
+ * This function receives the native bindings and returns the entry points C
+ * calls; nothing here is reachable by recipes except the globals it defines.
+ */
+(function (global, native) {
+    'use strict';
+
+    var Thread = Duktape.Thread;
+    var YIELD = {};            /* what a suspended fiber yields; recipes never see it */
+    var runs = {};             /* run id -> { id, fibers: {fiber id: fiber}, root } */
+    var current = null;        /* the fiber executing now */
+    var ready = [];            /* fibers to resume in this turn: children of one run */
+    var nextFiberId = 1;
+
+    /* The first resume passes the fiber itself to its thread's initial function. */
+    function trampoline(f) {
+        return f.fn(f.a, f.b);
+    }
+
+    function Fiber(run, parent, fn, a, b) {
+        this.id = nextFiberId++;
+        this.run = run;
+        this.parent = parent;
+        this.fn = fn;
+        this.a = a;
+        this.b = b;
+        this.thread = new Thread(trampoline);
+        this.started = false;
+        this.waiting = false;     /* suspended in waitChild() */
+        this.finished = [];       /* finished children not yet collected */
+        this.children = 0;
+        run.fibers[this.id] = this;
+    }
+
+    function finish(f, ok, value) {
+        var run = f.run;
+        delete run.fibers[f.id];
+        var p = f.parent;
+        if (p === null) {
+            delete runs[run.id];
+            native.done(run.id, ok, value);
+            return;
+        }
+        p.children--;
+        p.finished.push({ id: f.id, ok: ok, value: value });
+        if (p.waiting) {
+            p.waiting = false;
+            ready.push(p);
+        }
+    }
+
+    function step(f, value, isError) {
+        var arg = value, r, ok = true;
+        if (!f.started) {
+            f.started = true;
+            arg = f;
+        }
+        current = f;
+        try {
+            r = Thread.resume(f.thread, arg, !!isError);
+        } catch (e) {
+            ok = false;
+            r = e;
+        }
+        current = null;
+        if (ok && r === YIELD) {
+            return;
+        }
+        finish(f, ok, r);
+    }
+
+    function drain() {
+        for (var i = 0; i < ready.length; i++) {
+            var f = ready[i];
+            if (f.run.fibers[f.id] === f) {
+                step(f, undefined, false);
+            }
+        }
+        ready.length = 0;
+    }
+
+    /* Suspends the current fiber; C resumes it with a value or an error. */
+    function suspend() {
+        return Thread.yield(YIELD);
+    }
+
+    function currentFiber(what) {
+        if (current === null) {
+            throw new Error(what + ' can only be called while a recipe runs, not while it loads');
+        }
+        return current;
+    }
+
+    function spawn(fn, a, b) {
+        var parent = currentFiber('parallel()');
+        var f = new Fiber(parent.run, parent, fn, a, b);
+        parent.children++;
+        ready.push(f);
+        return f.id;
+    }
+
+    function waitChild() {
+        var self = currentFiber('parallel()');
+        while (self.finished.length === 0) {
+            self.waiting = true;
+            suspend();
+        }
+        return self.finished.shift();
+    }
+
+    /* ---- Array methods whose callbacks may wait (ES5.1 15.4.4.16-22) ---- */
+
+    function toObject(thisArg, name) {
+        if (thisArg === null || thisArg === undefined) {
+            throw new TypeError('Array.prototype.' + name + ' called on null or undefined');
+        }
+        return Object(thisArg);
+    }
+
+    function callable(fn, name) {
+        if (typeof fn !== 'function') {
+            throw new TypeError('Array.prototype.' + name + ': callback is not a function');
+        }
+    }
+
+    var arrayMethods = {
+        forEach: function (fn, thisArg) {
+            var O = toObject(this, 'forEach'), len = O.length >>> 0;
+            callable(fn, 'forEach');
+            for (var k = 0; k < len; k++) {
+                if (k in O) { fn.call(thisArg, O[k], k, O); }
+            }
+        },
+        map: function (fn, thisArg) {
+            var O = toObject(this, 'map'), len = O.length >>> 0, A = new Array(len);
+            callable(fn, 'map');
+            for (var k = 0; k < len; k++) {
+                if (k in O) { A[k] = fn.call(thisArg, O[k], k, O); }
+            }
+            return A;
+        },
+        filter: function (fn, thisArg) {
+            var O = toObject(this, 'filter'), len = O.length >>> 0, A = [];
+            callable(fn, 'filter');
+            for (var k = 0; k < len; k++) {
+                if (k in O) {
+                    var v = O[k];
+                    if (fn.call(thisArg, v, k, O)) { A.push(v); }
+                }
+            }
+            return A;
+        },
+        some: function (fn, thisArg) {
+            var O = toObject(this, 'some'), len = O.length >>> 0;
+            callable(fn, 'some');
+            for (var k = 0; k < len; k++) {
+                if (k in O && fn.call(thisArg, O[k], k, O)) { return true; }
+            }
+            return false;
+        },
+        every: function (fn, thisArg) {
+            var O = toObject(this, 'every'), len = O.length >>> 0;
+            callable(fn, 'every');
+            for (var k = 0; k < len; k++) {
+                if (k in O && !fn.call(thisArg, O[k], k, O)) { return false; }
+            }
+            return true;
+        },
+        reduce: function (fn) {
+            var O = toObject(this, 'reduce'), len = O.length >>> 0, k = 0, acc;
+            callable(fn, 'reduce');
+            if (arguments.length >= 2) {
+                acc = arguments[1];
+            } else {
+                while (k < len && !(k in O)) { k++; }
+                if (k >= len) { throw new TypeError('reduce of empty array with no initial value'); }
+                acc = O[k++];
+            }
+            for (; k < len; k++) {
+                if (k in O) { acc = fn(acc, O[k], k, O); }
+            }
+            return acc;
+        },
+        reduceRight: function (fn) {
+            var O = toObject(this, 'reduceRight'), k = (O.length >>> 0) - 1, acc;
+            callable(fn, 'reduceRight');
+            if (arguments.length >= 2) {
+                acc = arguments[1];
+            } else {
+                while (k >= 0 && !(k in O)) { k--; }
+                if (k < 0) { throw new TypeError('reduceRight of empty array with no initial value'); }
+                acc = O[k--];
+            }
+            for (; k >= 0; k--) {
+                if (k in O) { acc = fn(acc, O[k], k, O); }
+            }
+            return acc;
+        }
+    };
+    Object.keys(arrayMethods).forEach(function (name) {
+        Object.defineProperty(Array.prototype, name, {
+            value: arrayMethods[name], writable: true, configurable: true, enumerable: false
+        });
+    });
+
+    /* ---- Globals for recipes ---- */
+
+    function hidden(obj, name, value) {
+        Object.defineProperty(obj, name, {
+            value: value, writable: true, configurable: true, enumerable: false
+        });
+    }
+
+    function format(args) {
+        var parts = [];
+        for (var i = 0; i < args.length; i++) {
+            var a = args[i];
+            if (typeof a === 'string') {
+                parts.push(a);
+            } else if (a instanceof Error) {
+                parts.push(a.stack || String(a));
+            } else if (a === undefined || typeof a === 'function') {
+                parts.push(String(a));
+            } else {
+                try { parts.push(JSON.stringify(a)); } catch (e) { parts.push(String(a)); }
+            }
+        }
+        return parts.join(' ');
+    }
+
+    var log = {
+        info: function () { native.log('info', format(arguments)); },
+        warn: function () { native.log('warn', format(arguments)); },
+        error: function () { native.log('error', format(arguments)); },
+        debug: function () { native.log('debug', format(arguments)); }
+    };
+    hidden(global, 'log', log);
+    hidden(global, 'console', {
+        log: log.info, info: log.info, warn: log.warn, error: log.error, debug: log.debug
+    });
+
+    hidden(global, 'sleep', function sleep(ms) {
+        if (typeof ms !== 'number' || !(ms >= 0)) {
+            throw new TypeError('sleep(ms): ms must be a non-negative number');
+        }
+        native.sleep(currentFiber('sleep()').id, ms);
+        suspend();
+    });
+
+    function ParallelError(failures, results, total) {
+        var idx = failures.map(function (f) { return f.index; });
+        var first = failures[0].error;
+        this.name = 'ParallelError';
+        this.message = failures.length + ' of ' + total + ' failed (index' +
+            (idx.length > 1 ? 'es ' : ' ') + idx.join(', ') + '); first: ' +
+            (first && first.message !== undefined ? (first.name || 'Error') + ': ' + first.message
+                                                  : String(first));
+        this.failed = idx;
+        this.errors = failures;
+        this.results = results;
+    }
+    ParallelError.prototype = Object.create(Error.prototype);
+    ParallelError.prototype.constructor = ParallelError;
+    hidden(global, 'ParallelError', ParallelError);
+
+    hidden(global, 'parallel', function parallel(items, fn, opts) {
+        if (!items || typeof items.length !== 'number') {
+            throw new TypeError('parallel(items, fn): items must be an array');
+        }
+        if (typeof fn !== 'function') {
+            throw new TypeError('parallel(items, fn): fn must be a function');
+        }
+        var limit = (opts && opts.concurrency) || native.parallelDefault;
+        if (typeof limit !== 'number' || limit < 1 || limit !== Math.floor(limit)) {
+            throw new TypeError('parallel(): concurrency must be a positive integer');
+        }
+        var n = items.length, next = 0, running = 0, done = 0;
+        var results = new Array(n), failures = [], indexOf = {};
+        function start() {
+            var i = next++;
+            indexOf[spawn(fn, items[i], i)] = i;
+            running++;
+        }
+        while (next < n && running < limit) { start(); }
+        while (running > 0) {
+            var r = waitChild();
+            var i = indexOf[r.id];
+            delete indexOf[r.id];
+            running--;
+            done++;
+            if (r.ok) {
+                results[i] = r.value;
+            } else {
+                failures.push({ index: i, error: r.value });
+            }
+            native.progress(done, n);
+            if (next < n) { start(); }
+        }
+        if (failures.length > 0) {
+            failures.sort(function (x, y) { return x.index - y.index; });
+            throw new ParallelError(failures, results, n);
+        }
+        return results;
+    });
+
+    hidden(global, 'secret', function secret(name) {
+        if (typeof name !== 'string' || name === '') {
+            throw new TypeError('secret(name): name must be a non-empty string');
+        }
+        return native.secret(name);
+    });
+
+    /* {{a.b}} tags are resolved here, in JS, so the C renderer only reads strings. */
+    var TAG = /\{\{\{?\s*([^}!\s][^}]*?)\s*\}?\}\}/g;
+    function lookupText(data, path) {
+        var v = data, parts = path.split('.');
+        for (var i = 0; i < parts.length; i++) {
+            if (v === null || v === undefined) { return undefined; }
+            v = v[parts[i]];
+        }
+        if (v === null || v === undefined) { return undefined; }
+        if (typeof v === 'object') {
+            try { return JSON.stringify(v); } catch (e) { return String(v); }
+        }
+        return String(v);
+    }
+    hidden(global, 'template', function template(text, data, opts) {
+        if (typeof text !== 'string') {
+            throw new TypeError('template(text, data): text must be a string');
+        }
+        var values = {};
+        text.replace(TAG, function (m, path) {
+            var t = lookupText(data, path);
+            if (t !== undefined) { values[path] = t; }
+            return m;
+        });
+        return native.template(text, values, !!(opts && opts.html));
+    });
+
+    function storeKey(key) {
+        if (typeof key !== 'string' || key === '') {
+            throw new TypeError('store: key must be a non-empty string');
+        }
+        return key;
+    }
+    var store = {
+        get: function (key, dflt) {
+            var v = native.storeGet(storeKey(key));
+            return v === undefined ? dflt : JSON.parse(v);
+        },
+        set: function (key, value, opts) {
+            if (value === undefined) {
+                throw new TypeError('store.set(key, value): value is undefined (use store.del)');
+            }
+            var ttl = opts && opts.ttl !== undefined ? native.duration(opts.ttl) : 0;
+            native.storeSet(storeKey(key), JSON.stringify(value), ttl);
+            return value;
+        },
+        del: function (key) {
+            native.storeDel(storeKey(key));
+        },
+        incr: function (key, by, opts) {
+            var v = store.get(key, 0);
+            if (typeof v !== 'number') {
+                throw new TypeError('store.incr: the value of "' + key + '" is not a number');
+            }
+            return store.set(key, v + (by === undefined ? 1 : by), opts);
+        }
+    };
+    hidden(global, 'store', store);
+
+    /* ctx: one small object per run; the methods live on the shared prototype. */
+    function Ctx(runId, recipe, trigger, dryRun, attempt) {
+        this.runId = runId;
+        this.recipe = recipe;
+        this.trigger = trigger;
+        this.dryRun = dryRun;
+        this.attempt = attempt;
+    }
+    Ctx.prototype.now = function () { return new Date().toISOString(); };
+    Ctx.prototype.daysAgo = function (n) {
+        if (typeof n !== 'number') { throw new TypeError('ctx.daysAgo(n): n must be a number'); }
+        return new Date(Date.now() - n * 86400000).toISOString();
+    };
+    Ctx.prototype.file = function (rel) {
+        if (typeof rel !== 'string') { throw new TypeError('ctx.file(path): path must be a string'); }
+        return native.readFile(recipes[this.recipe].dir, rel);
+    };
+
+    /* ---- CommonJS modules ---- */
+
+    var modules = {};          /* resolved path -> module */
+    var recipes = {};          /* recipe name -> { exports, dir } */
+
+    function loadModule(path) {
+        var cached = modules[path];
+        if (cached) { return cached; }
+        var m = { exports: {}, id: path, loaded: false };
+        modules[path] = m;
+        var dir = path.replace(/\/[^\/]*$/, '');
+        var fn = native.compile(path);
+        try {
+            fn.call(m.exports, m.exports, makeRequire(dir), m, path, dir);
+        } catch (e) {
+            delete modules[path];
+            throw e;
+        }
+        m.loaded = true;
+        return m;
+    }
+
+    function makeRequire(dir) {
+        return function require(name) {
+            if (typeof name !== 'string' || name === '') {
+                throw new TypeError('require(name): name must be a non-empty string');
+            }
+            return loadModule(native.resolve(dir, name)).exports;
+        };
+    }
+
+    /* For the other bundled files (http, sql, mail): how to wait. */
+    native.suspend = suspend;
+    native.currentFiber = currentFiber;
+
+    delete global.Duktape;
+
+    return {
+        loadRecipe: function (name, path, dir) {
+            var m = loadModule(path);
+            recipes[name] = { exports: m.exports, dir: dir };
+            return m.exports;
+        },
+        start: function (runId, recipe, input, trigger, dryRun, attempt) {
+            var r = recipes[recipe];
+            var run = { id: runId, fibers: {} };
+            runs[runId] = run;
+            var event = input === '' ? {} : JSON.parse(input);
+            var ctx = new Ctx(runId, recipe, trigger, dryRun, attempt);
+            var root = new Fiber(run, null, function (ev, c) { return r.exports.run(ev, c); },
+                                 event, ctx);
+            step(root, undefined, false);
+            drain();
+        },
+        resume: function (runId, fiberId, value, isError) {
+            var run = runs[runId];
+            var f = run && run.fibers[fiberId];
+            if (!f) { return; }
+            step(f, value, isError);
+            drain();
+        },
+        kill: function (runId) {
+            delete runs[runId];
+            ready.length = 0;
+            current = null;
+        },
+        suspended: function () { return Object.keys(runs).length; }
+    };
+})
