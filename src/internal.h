@@ -112,6 +112,7 @@ struct ar_engine {
     struct ar_run runs;           /* list head of active runs (only next/prev used) */
     int echo_logs;                /* print run logs on stderr (autorun run) */
     int progress;                 /* show progress of parallel() on stderr (a TTY) */
+    struct ar_curl_uv *curl;      /* owned; all HTTP and SMTP transfers, created on first use */
     struct ar_named_url *secrets; /* owned; the secrets file, read on first use */
     size_t n_secrets;
     int secrets_loaded;
@@ -127,6 +128,8 @@ int ar_engine_recipe(struct ar_engine *e, const char *name, struct ar_recipe **o
 /* Lists recipe names found in the recipes directory, sorted. */
 int ar_engine_recipe_names(struct ar_engine *e, char ***names, size_t *n);
 void ar_names_free(char **names, size_t n);
+/* The engine's curl multi handle on the loop (created on first use), or NULL. */
+struct ar_curl_uv *ar__engine_curl(struct ar_engine *e);
 /* A secret's value from the environment or the secrets file. */
 int ar__engine_secret(struct ar_engine *e, const char *name, const char **value, char *err,
                       size_t errlen);
@@ -142,6 +145,10 @@ void ar__run_finished(struct ar_run *run);
 /* Ends a run that can go no further (timeout, heap, internal error). */
 void ar__run_abort(struct ar_run *run, const char *error);
 void ar__run_log(struct ar_run *run, const char *level, const char *message);
+/* Records one http/sql/mail step in history: name, detail (JSON) and error are
+ * redacted first; seq is assigned here. */
+struct ar_step_record;
+void ar__run_step(struct ar_run *run, const struct ar_step_record *step);
 void ar__run_failf(struct ar_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* recipe.c */

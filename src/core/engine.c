@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "db/history.h"
 #include "js/vm.h"
+#include "net/curl_uv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -73,6 +74,8 @@ void ar_engine_destroy(struct ar_engine *e)
         run->status = AR_RUN_INTERRUPTED;
         ar__run_abort(run, "Error: autorun stopped before the run finished");
     }
+    ar_curl_uv_destroy(e->curl);
+    e->curl = NULL;
     uv_close((uv_handle_t *)&e->commit_prepare, NULL);
     uv_close((uv_handle_t *)&e->commit_check, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -99,6 +102,14 @@ void ar_engine_destroy(struct ar_engine *e)
     }
     free(e->secrets);
     free(e);
+}
+
+struct ar_curl_uv *ar__engine_curl(struct ar_engine *e)
+{
+    if (e->curl == NULL && ar_curl_uv_create(&e->loop, &e->curl) != 0) {
+        return NULL;
+    }
+    return e->curl;
 }
 
 int ar_engine_run_loop(struct ar_engine *e)

@@ -89,6 +89,25 @@ void ar__run_log(struct ar_run *run, const char *level, const char *message)
     free(safe);
 }
 
+void ar__run_step(struct ar_run *run, const struct ar_step_record *step)
+{
+    struct ar_step_record s = *step;
+    char *name = step->name ? redacted(run, step->name) : ar_strdup("");
+    char *detail = step->detail ? redacted(run, step->detail) : NULL;
+    char *error = step->error ? redacted(run, step->error) : NULL;
+    s.seq = ++run->step_seq;
+    s.name = name;
+    s.detail = detail;
+    s.error = error;
+    if (ar_history_step_insert(run->engine->history, run->id, &s) != 0) {
+        ar_log_error("history", "run %lld: cannot record a step: %s", (long long)run->id,
+                     ar_history_errmsg(run->engine->history));
+    }
+    free(name);
+    free(detail);
+    free(error);
+}
+
 void ar__run_failf(struct ar_run *run, const char *fmt, ...)
 {
     va_list ap;

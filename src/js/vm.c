@@ -437,6 +437,11 @@ out:
 
 /* ---- Heap ---- */
 
+/* Every js_<module>.c adds its native functions to the one native object. */
+static void (*const binding_opens[])(duk_context *ctx) = {
+    ar__js_core_open, ar__js_store_open, ar__js_http_open, ar__js_sql_open, ar__js_mail_open,
+};
+
 /* Each bundled file is "(function (global, native) { ... })"; they share one native
  * object (stash.native), and the one that returns an object provides the entry points. */
 static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
@@ -453,8 +458,9 @@ static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
     if (!duk_get_prop_string(ctx, -1, "native")) {
         duk_pop(ctx);
         duk_push_object(ctx);
-        ar__js_core_open(ctx);
-        ar__js_store_open(ctx);
+        for (size_t i = 0; i < AR_ARRAY_SIZE(binding_opens); i++) {
+            binding_opens[i](ctx);
+        }
         duk_push_int(ctx, (int)vm->engine->cfg->parallel_default);
         duk_put_prop_string(ctx, -2, "parallelDefault");
         duk_dup(ctx, -1);

@@ -55,6 +55,9 @@ void ar__vm_describe_error(duk_context *ctx, char **error, char **where, char **
 /* Bindings: each js_<module>.c adds its functions to the native object at -1. */
 void ar__js_core_open(duk_context *ctx);
 void ar__js_store_open(duk_context *ctx);
+void ar__js_http_open(duk_context *ctx);
+void ar__js_sql_open(duk_context *ctx);
+void ar__js_mail_open(duk_context *ctx);
 
 /* The VM of the engine that owns ctx (stored in the heap's udata). */
 struct ar_vm *ar__vm_of(duk_context *ctx);
