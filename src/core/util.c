@@ -182,13 +182,15 @@ int ar_parse_duration(const char *s, int64_t *out_ms)
         if (!isdigit((unsigned char)*p)) {
             return AR_EINVAL;
         }
-        errno = 0;
-        char *end;
-        double v = strtod(p, &end);
-        if (errno || end == p || v < 0) {
-            return AR_EINVAL;
+        /* Digits with at most one '.', so "1e3s" or "0x10m" are refused. */
+        char num[32];
+        size_t n = 0;
+        int dots = 0;
+        while ((isdigit((unsigned char)*p) || (*p == '.' && !dots++)) && n < sizeof(num) - 1) {
+            num[n++] = *p++;
         }
-        p = end;
+        num[n] = '\0';
+        double v = strtod(num, NULL);
         const char *u = p;
         while (isalpha((unsigned char)*p)) {
             p++;

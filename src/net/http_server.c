@@ -20,7 +20,7 @@
 #define REQ_LINE_OVERHEAD 12
 #define HEADER_LINE_OVERHEAD 4
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static const char REJECT_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -442,8 +442,7 @@ static void conn_disarm(struct conn *c)
 
 static uint64_t linger_ms(const struct ar_http_server *srv)
 {
-    return srv->set.header_timeout_ms < LINGER_MAX_MS ? srv->set.header_timeout_ms
-                                                      : LINGER_MAX_MS;
+    return srv->set.header_timeout_ms < LINGER_MAX_MS ? srv->set.header_timeout_ms : LINGER_MAX_MS;
 }
 
 /* ---- parser callbacks ---- */
@@ -984,7 +983,7 @@ static void conn_flush(struct conn *c)
             break;
         }
         close_after = r->close_after;
-        err = conn_write(c, r->resp, r->resp_len, 1);
+        err = r->resp != NULL ? conn_write(c, r->resp, r->resp_len, 1) : 0;
         r->resp = NULL;
         queue_pop(c);
         if (!r->app_owned) {
@@ -1229,29 +1228,25 @@ void ar_http_settings_init(struct ar_http_settings *s)
     s->backlog = 511;
 }
 
+/* Copies src, a field left 0 taking its default. */
 static void apply_settings(struct ar_http_settings *dst, const struct ar_http_settings *src)
 {
     struct ar_http_settings d;
 
     ar_http_settings_init(&d);
-    *dst = d;
     if (src == NULL) {
+        *dst = d;
         return;
     }
-#define TAKE(field)               \
-    if (src->field != 0) {        \
-        dst->field = src->field;  \
-    }
-    TAKE(max_header_bytes)
-    TAKE(max_headers)
-    TAKE(max_body_bytes)
-    TAKE(header_timeout_ms)
-    TAKE(body_timeout_ms)
-    TAKE(idle_timeout_ms)
-    TAKE(max_connections)
-    TAKE(max_pipeline)
-    TAKE(backlog)
-#undef TAKE
+    dst->max_header_bytes = src->max_header_bytes ? src->max_header_bytes : d.max_header_bytes;
+    dst->max_headers = src->max_headers ? src->max_headers : d.max_headers;
+    dst->max_body_bytes = src->max_body_bytes ? src->max_body_bytes : d.max_body_bytes;
+    dst->header_timeout_ms = src->header_timeout_ms ? src->header_timeout_ms : d.header_timeout_ms;
+    dst->body_timeout_ms = src->body_timeout_ms ? src->body_timeout_ms : d.body_timeout_ms;
+    dst->idle_timeout_ms = src->idle_timeout_ms ? src->idle_timeout_ms : d.idle_timeout_ms;
+    dst->max_connections = src->max_connections ? src->max_connections : d.max_connections;
+    dst->max_pipeline = src->max_pipeline ? src->max_pipeline : d.max_pipeline;
+    dst->backlog = src->backlog ? src->backlog : d.backlog;
 }
 
 static void free_on_close_cb(uv_handle_t *h)

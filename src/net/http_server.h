@@ -16,7 +16,9 @@ struct ar_http_server;
 /* Limits of one server. A field left 0 takes the default shown; ar_http_settings_init() fills
  * every field with its default. */
 struct ar_http_settings {
-    size_t max_header_bytes;    /* 16 KiB: request line and headers; over it -> 431 (414 URL) */
+    /* 16 KiB: request line and headers; over it -> 431 (414 for the URL alone). http_parser
+     * has its own ceiling of 80 KiB, also answered 431. */
+    size_t max_header_bytes;
     size_t max_headers;         /* 100 header lines; more -> 431 */
     size_t max_body_bytes;      /* 1 MiB, also for chunked bodies; over it -> 413 */
     uint64_t header_timeout_ms; /* 10 s from accept or the first byte of a request to the end of
@@ -38,7 +40,7 @@ struct ar_http_settings {
 struct ar_http_req {
     const char *method; /* "GET", "POST", ... */
     const char *url;    /* the request target exactly as received, e.g. "/hooks/x?a=1" */
-    const char *path;   /* raw (still percent-encoded) path, "/" at least */
+    const char *path;   /* raw (still percent-encoded) path: "/" at least, "*" for "OPTIONS *" */
     const char *query;  /* raw query string without the '?', "" when there is none */
     const struct ar_header *headers; /* in arrival order, names as sent */
     size_t n_headers;
@@ -74,10 +76,11 @@ struct ar_http_stats {
     uint64_t connections_accepted;
     uint64_t connections_rejected; /* over max_connections */
     uint64_t connections_open;
-    uint64_t requests;             /* delivered to the application */
-    uint64_t requests_aborted;     /* the client went away before the answer */
-    uint64_t errors;               /* answered by the server itself: 400, 408, 413, 414, 417, 431 */
-    uint64_t timeouts;             /* connections closed by a header, body or idle timeout */
+    uint64_t requests;         /* delivered to the application */
+    uint64_t requests_aborted; /* the client went away before the answer */
+    /* Requests the server answered itself: 400, 413, 414, 417, 431, 500, 505. */
+    uint64_t errors;
+    uint64_t timeouts; /* connections closed by a header, body or idle timeout */
 };
 
 void ar_http_settings_init(struct ar_http_settings *settings);
@@ -104,15 +107,16 @@ void ar_http_server_stats(const struct ar_http_server *srv, struct ar_http_stats
  * server is freed. Requests the application still holds stay valid until answered. */
 void ar_http_server_close(struct ar_http_server *srv, ar_http_close_cb close_cb);
 
-/* Answers req with status (200..599), extra headers and a body; the server adds Date,
- * Content-Length (not for 204 and 304) and Connection when the connection is closing or an
- * HTTP/1.0 client asked to keep it. Content-Length, Transfer-Encoding and Connection headers
+/* Answers req with status (200..599), extra headers and a body; the server adds Date (unless
+ * given), Content-Length (not for 204 and 304) and Connection when the connection is closing or
+ * an HTTP/1.0 client asked to keep it. Content-Length, Transfer-Encoding and Connection headers
  * given here are ignored, except that "Connection: close" makes the server close the
  * connection after this answer. A HEAD request gets the headers and Content-Length of body but
- * not the body. Answers go out in request order, whatever the order of the calls. The body is
- * copied. Returns 0 (req is released), AR_ECANCELED when the client is gone (req is released
- * too), AR_EINVAL for a bad status or a header name or value with CR, LF or ':' in the name, or
- * AR_ENOMEM; on these two req is still the caller's, to answer again. */
+ * not the body; 204 and 304 get no body. Answers go out in request order, whatever the order
+ * of the calls. The body is copied. Returns 0 (req is released), AR_ECANCELED when the client
+ * is gone (req is released too), AR_EINVAL for a status out of range, a header name that is
+ * not an HTTP token or a value with CR or LF, or AR_ENOMEM; after these two req is still the
+ * caller's, to answer again. Like every function here, call it on the loop's thread. */
 int ar_http_respond(struct ar_http_req *req, int status, const struct ar_header *headers,
                     size_t n_headers, const char *body, size_t body_len);
 
