@@ -204,8 +204,9 @@ int ar__cli_cron(int argc, char **argv)
         }
     }
     if (found < count) {
-        fprintf(stderr, "autorun: cron: only %d fire time%s within %d years\n", found,
-                found == 1 ? "" : "s", AR_CRON_HORIZON_YEARS);
+        fprintf(stderr, "autorun: cron: only %d fire time%s: no later one within %d years "
+                "or before the year 10000\n", found, found == 1 ? "" : "s",
+                AR_CRON_HORIZON_YEARS);
     }
     status = fflush(stdout) == 0 ? 0 : 2;
 

@@ -21,6 +21,8 @@ struct ar_config {
     /* Settings from the table in config.c. */
     char *listen;
     char *mail_url;
+    char *mail_from;  /* mail.send's sender when a message names none */
+    char *survey_url; /* base URL of the NPS survey links (recipes/nps-survey.js) */
     char *secrets_file;
     char *log_level;
     int64_t run_timeout_ms;

@@ -710,6 +710,17 @@ static int valid_name(const char *name)
     return 1;
 }
 
+/* Copies a name already checked by valid_name() (so at most TZ_MAX_NAME bytes). */
+static int copy_name(char *out, size_t size, const char *name)
+{
+    size_t n = strlen(name);
+    if (n >= size) {
+        return 0;
+    }
+    memcpy(out, name, n + 1);
+    return 1;
+}
+
 /* The system zone's IANA name, for display: from the /etc/localtime symlink, else from
  * /etc/timezone (Debian), else "localtime". */
 static void system_zone_name(char *out, size_t size)
@@ -727,8 +738,7 @@ static void system_zone_name(char *out, size_t size)
             if (strncmp(s, "posix/", 6) == 0) {
                 s += 6;
             }
-            if (valid_name(s)) {
-                snprintf(out, size, "%s", s);
+            if (valid_name(s) && copy_name(out, size, s)) {
                 return;
             }
         }
@@ -738,15 +748,14 @@ static void system_zone_name(char *out, size_t size)
         char line[TZ_MAX_NAME + 2];
         if (fgets(line, sizeof(line), f) != NULL) {
             line[strcspn(line, "\r\n")] = '\0';
-            if (valid_name(line)) {
-                snprintf(out, size, "%s", line);
+            if (valid_name(line) && copy_name(out, size, line)) {
                 fclose(f);
                 return;
             }
         }
         fclose(f);
     }
-    snprintf(out, size, "localtime");
+    copy_name(out, size, "localtime");
 }
 
 int ar_tz_load(const char *name, struct ar_tz **out)

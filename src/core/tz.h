@@ -28,6 +28,8 @@ void ar_tz_destroy(struct ar_tz *tz);
 /* The name the zone was loaded under ("Europe/Berlin", "UTC", or the system zone's name). */
 const char *ar_tz_name(const struct ar_tz *tz);
 
+/* The queries below take NULL for UTC. */
+
 /* The UTC offset in seconds (east of Greenwich is positive) in effect at a UTC instant. */
 int ar_tz_offset_at(const struct ar_tz *tz, int64_t utc_s);
 

@@ -118,6 +118,9 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
         goto out;
     }
     sqlite3_busy_timeout(h->db, 10000);
+    /* Every short `autorun run` would otherwise checkpoint and fsync on exit; the WAL is
+     * checkpointed as it grows instead (and by prune), which is just as safe. */
+    sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     /* auto_vacuum must be chosen before the first table exists; incremental lets
      * pruning give space back without a full VACUUM. journal_size_limit bounds the WAL. */
     if (exec(h, "PRAGMA auto_vacuum=INCREMENTAL") != 0 ||

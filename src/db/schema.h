@@ -54,6 +54,23 @@ static const char *const ar__schema_migrations[] = {
     "  expires_at INTEGER,"           /* unix ms, NULL = never */
     "  PRIMARY KEY (recipe, key)"
     ") WITHOUT ROWID;",
+    /* 2: the mail outbox: idempotency keys of mail.send (src/db/outbox.c). A key is global,
+     * not per recipe: "a key already sent is never sent again". */
+    "CREATE TABLE outbox ("
+    "  key TEXT PRIMARY KEY,"
+    "  recipe TEXT NOT NULL,"
+    "  run_id INTEGER,"               /* the run that sent (or last tried to send) it */
+    "  message_id TEXT,"              /* '<hex@domain>' of the last attempt */
+    "  recipients TEXT NOT NULL,"     /* JSON array of bare addresses, bcc included */
+    "  subject TEXT,"                 /* redacted */
+    "  state TEXT NOT NULL CHECK (state IN ('sending','sent','failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 1,"
+    "  error TEXT,"                   /* the last failure */
+    "  created_at INTEGER NOT NULL,"  /* unix ms */
+    "  updated_at INTEGER NOT NULL,"
+    "  sent_at INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX outbox_by_state ON outbox(state, updated_at);",
 };
 
 #define AR_SCHEMA_VERSION ((int)(sizeof(ar__schema_migrations) / sizeof(ar__schema_migrations[0])))

@@ -1,4 +1,4 @@
-/* Cron expressions: parsing (Vixie cron / cronie syntax) and next fire time with cronie's DST rules. */
+/* Cron expressions: Vixie cron / cronie syntax, and next fire times with cronie's DST rules. */
 #include "trigger/cron.h"
 
 #include <stdarg.h>
@@ -196,8 +196,8 @@ static int parse_item(const char *s, const char *end, const struct field_spec *f
         if (p == st) {
             return syntax(err, errlen, "%s: a step must follow '/' in '%.*s'", f->name, qlen, s);
         }
-        /* cronie takes any step, but one beyond the field's span can only mean a mistake
-         * such as "*\/90" for "every 90 minutes", which cron cannot express. */
+        /* cronie takes any step, but one beyond the field's span can only be a mistake,
+         * such as a minute step of 90 meant as "every 90 minutes", which cron cannot do. */
         if (sv < 1 || sv > span) {
             return syntax(err, errlen, "%s: step %.*s is out of range 1-%d", f->name,
                           (int)(p - st > QUOTE_MAX ? QUOTE_MAX : p - st), st, span);
@@ -309,19 +309,20 @@ int ar_cron_parse(const char *expr, struct ar_cron *out, char *err, size_t errle
         p++;
     }
     if (*p == '@') {
-        const char *s = ++p;
+        const char *s = ++p, *e;
         while (*p != '\0' && !is_blank(*p)) {
             p++;
         }
         if ((r = parse_macro(s, p, &c, err, errlen)) != 0) {
             return r;
         }
+        e = p;
         while (is_blank(*p)) {
             p++;
         }
         if (*p != '\0') {
             return syntax(err, errlen, "unexpected '%.*s' after '@%.*s'", QUOTE_MAX, p,
-                          (int)(p - s), s);
+                          (int)(e - s), s);
         }
         *out = c;
         return 0;

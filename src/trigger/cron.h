@@ -7,9 +7,9 @@
 
 #include "core/tz.h"
 
-/* Which fields began with '*'. As in cronie, a day field that begins with '*' (even "*\/2")
- * makes day-of-month and day-of-week AND-ed instead of OR-ed, and a schedule whose minute or
- * hour begins with '*' is a "wildcard" one for daylight-saving changes. */
+/* Which fields began with '*'. As in cronie, a day field that begins with '*' (even with a
+ * step) makes day-of-month and day-of-week AND-ed instead of OR-ed, and a schedule whose minute
+ * or hour begins with '*' is a "wildcard" one for daylight-saving changes. */
 #define AR_CRON_MIN_STAR 0x01
 #define AR_CRON_HOUR_STAR 0x02
 #define AR_CRON_DOM_STAR 0x04
@@ -28,10 +28,11 @@ struct ar_cron {
 /* Room for any message ar_cron_parse() writes. */
 #define AR_CRON_ERRMAX 160
 
-/* Parses "min hour dom month dow" (lists, ranges, steps such as "*\/15", "1-30/5", "5/10",
- * JAN-DEC and SUN-SAT in any case, Sunday as 0 or 7) or a macro: @hourly, @daily, @midnight,
- * @weekly, @monthly, @yearly, @annually. Bad input is AR_ESYNTAX with a message naming the
- * field in err (if not NULL), e.g. "hour: 25 is out of range 0-23". */
+/* Parses "min hour dom month dow" (lists, ranges, steps after '*' or a range such as
+ * "1-30/5", "5/10" meaning 5-59/10, JAN-DEC and SUN-SAT in any case, Sunday as 0 or 7) or a
+ * macro: @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually. Bad input is
+ * AR_ESYNTAX with a message naming the field in err (if not NULL), e.g.
+ * "hour: 25 is out of range 0-23"; out is written only on success. */
 int ar_cron_parse(const char *expr, struct ar_cron *out, char *err, size_t errlen);
 
 /* How far ar_cron_next() looks before it gives up on a schedule that never fires. */
