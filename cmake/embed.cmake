@@ -3,8 +3,11 @@
 # .js files stay the source of truth.
 function(ar_embed_js out)
     set(inputs ${ARGN})
+    # '|' separates the files: a ';' would split the command line.
+    string(REPLACE ";" "|" joined "${inputs}")
     add_custom_command(OUTPUT ${out}
-        COMMAND ${CMAKE_COMMAND} -DOUT=${out} "-DINPUTS=${inputs}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_run.cmake
+        COMMAND ${CMAKE_COMMAND} -DOUT=${out} "-DINPUTS=${joined}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_run.cmake
         DEPENDS ${inputs} ${CMAKE_SOURCE_DIR}/cmake/embed_run.cmake
-        COMMENT "Embedding JavaScript runtime")
+        COMMENT "Embedding JavaScript runtime"
+        VERBATIM)
 endfunction()

@@ -2,6 +2,8 @@
 set(body "/* Generated from src/js/lib at build time; do not edit. */\n#include <stddef.h>\n")
 set(table "")
 set(i 0)
+string(REPLACE "|" ";" INPUTS "${INPUTS}")
+list(SORT INPUTS)
 foreach(f ${INPUTS})
     get_filename_component(name ${f} NAME_WE)
     file(READ ${f} hex HEX)

@@ -107,6 +107,7 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
         free(path);
         return -errno;
     }
+    int created = fstat(fd, &st) == 0 && st.st_size == 0;
     close(fd);
 
     struct ar_history *h = ar_calloc(1, sizeof(*h));
@@ -121,9 +122,10 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
     /* Every short `autorun run` would otherwise checkpoint and fsync on exit; the WAL is
      * checkpointed as it grows instead (and by prune), which is just as safe. */
     sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    /* auto_vacuum must be chosen before the first table exists; incremental lets
-     * pruning give space back without a full VACUUM. journal_size_limit bounds the WAL. */
-    if (exec(h, "PRAGMA auto_vacuum=INCREMENTAL") != 0 ||
+    /* auto_vacuum must be chosen before the first table exists (setting it later would
+     * write, and sync, on every open); incremental lets pruning give space back without
+     * a full VACUUM. journal_size_limit bounds the WAL. */
+    if ((created && exec(h, "PRAGMA auto_vacuum=INCREMENTAL") != 0) ||
         exec(h, "PRAGMA journal_mode=WAL") != 0 || exec(h, "PRAGMA synchronous=NORMAL") != 0 ||
         exec(h, "PRAGMA journal_size_limit=67108864") != 0 ||
         exec(h, "PRAGMA foreign_keys=ON") != 0) {
