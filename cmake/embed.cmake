@@ -1,13 +1,15 @@
-# Turns the bundled JavaScript files into one C file: an array of {name, source}
-# that the VM evaluates at start-up. The conversion runs at build time, so the
-# .js files stay the source of truth.
+# Compiles the bundled JavaScript runtime (src/js/lib/*.js, in file-name order) to
+# Duktape bytecode at build time and embeds it as one C file; the .js files stay the
+# source of truth and a syntax error in them fails the build.
+add_executable(ar_jsc ${CMAKE_SOURCE_DIR}/src/js/tool/jsc.c)
+target_link_libraries(ar_jsc PRIVATE ar_duktape m)
+
 function(ar_embed_js out)
     set(inputs ${ARGN})
-    # '|' separates the files: a ';' would split the command line.
-    string(REPLACE ";" "|" joined "${inputs}")
+    list(SORT inputs)
     add_custom_command(OUTPUT ${out}
-        COMMAND ${CMAKE_COMMAND} -DOUT=${out} "-DINPUTS=${joined}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_run.cmake
-        DEPENDS ${inputs} ${CMAKE_SOURCE_DIR}/cmake/embed_run.cmake
-        COMMENT "Embedding JavaScript runtime"
+        COMMAND ar_jsc ${out} ${inputs}
+        DEPENDS ar_jsc ${inputs}
+        COMMENT "Compiling the JavaScript runtime to bytecode"
         VERBATIM)
 endfunction()

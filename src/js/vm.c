@@ -25,9 +25,10 @@ struct vm_slot {
     uint32_t next_free;
 };
 
+/* The runtime's lib/*.js as bytecode, generated at build time (src/js/tool/jsc.c). */
 extern const struct ar_js_source {
     const char *name;
-    const char *text;
+    const unsigned char *bytecode;
     size_t len;
 } ar__js_sources[];
 
@@ -448,9 +449,9 @@ static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
 {
     const struct ar_js_source *src = udata;
     struct ar_vm *vm = ar__vm_of(ctx);
-    duk_push_lstring(ctx, src->text, src->len);
-    duk_push_string(ctx, src->name);
-    duk_compile(ctx, DUK_COMPILE_EVAL);
+    void *buf = duk_push_fixed_buffer(ctx, src->len);
+    memcpy(buf, src->bytecode, src->len);
+    duk_load_function(ctx);
     duk_call(ctx, 0);
     /* -> [ fn ] */
     duk_push_global_object(ctx);
