@@ -62,6 +62,9 @@ struct ar_run_opts {
     int dry_run;
     int attempt;
     int64_t replay_of;
+    /* Non-zero: the run is the row the queue inserted with status 'queued' (input, trigger
+     * and attempt already recorded there); it becomes 'running' instead of a new row. */
+    int64_t queued_id;
 };
 
 struct ar_run {

@@ -47,6 +47,17 @@ static const struct setting settings[] = {
      "largest webhook request body accepted"},
     {SET_SIZE, "http.response_limit", "AUTORUN_HTTP_RESPONSE_LIMIT", "16M",
      FIELD(response_limit), "largest HTTP response body a recipe keeps in memory"},
+    {SET_INT, "http.attempts", "AUTORUN_HTTP_ATTEMPTS", "4", FIELD(http_attempts),
+     "tries per HTTP request (first included) on 429, 5xx and connection errors"},
+    {SET_DURATION, "http.backoff", "AUTORUN_HTTP_BACKOFF", "500ms", FIELD(http_backoff_ms),
+     "first wait between HTTP attempts; doubles each time, with jitter"},
+    {SET_DURATION, "http.timeout", "AUTORUN_HTTP_TIMEOUT", "30s", FIELD(http_timeout_ms),
+     "default timeout of one HTTP attempt (a request's timeout option overrides it)"},
+    {SET_INT, "http.host_concurrency", "AUTORUN_HTTP_HOST_CONCURRENCY", "20",
+     FIELD(http_host_concurrency),
+     "HTTP requests in flight to one host at once (0 = no limit), unless limited otherwise"},
+    {SET_STRING, "http.limits", "AUTORUN_HTTP_LIMITS", NULL, FIELD(http_limits),
+     "per-host limits, winning over plugins: 'HOST rate=N/DURATION concurrency=N; ...'"},
     {SET_DURATION, "history.retention", "AUTORUN_HISTORY_RETENTION", "30d",
      FIELD(retention_ms), "runs older than this are pruned"},
 };
@@ -220,10 +231,9 @@ static void apply_prefixed_env(struct ar_named_url **list, size_t *n, const char
     }
 }
 
-int ar_config_load(struct ar_config *cfg, const struct ar_config_locations *loc, char *err,
-                   size_t errlen)
+static int load(struct ar_config *cfg, const struct ar_config_locations *loc, char *err,
+                size_t errlen)
 {
-    memset(cfg, 0, sizeof(*cfg));
     const char *env;
     cfg->home = ar_strdup(loc->home ? loc->home
                           : (env = getenv("AUTORUN_HOME")) && *env ? env : ".autorun");
@@ -278,6 +288,19 @@ int ar_config_load(struct ar_config *cfg, const struct ar_config_locations *loc,
         cfg->secrets_file = ar_path_join(cfg->home, "secrets");
     }
     return 0;
+}
+
+int ar_config_load(struct ar_config *cfg, const struct ar_config_locations *loc, char *err,
+                   size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    int rc = load(cfg, loc, err, errlen);
+    if (rc != 0) {
+        /* A half-loaded configuration is never used; leave cfg zeroed. */
+        ar_config_free(cfg);
+        memset(cfg, 0, sizeof(*cfg));
+    }
+    return rc;
 }
 
 static const char *named_get(const struct ar_named_url *list, size_t n, const char *name)

@@ -32,6 +32,11 @@ struct ar_config {
     int64_t response_limit;
     int64_t retention_ms;
     int64_t parallel_default;
+    int64_t http_attempts;          /* tries per request, the first included */
+    int64_t http_backoff_ms;        /* first wait between attempts; doubles each time */
+    int64_t http_timeout_ms;        /* default timeout of one attempt */
+    int64_t http_host_concurrency;  /* requests in flight per host unless limited otherwise */
+    char *http_limits;              /* "HOST rate=N/DURATION concurrency=N; ..." */
 
     struct ar_named_url *dbs; /* owned; db.NAME / AUTORUN_DB_<NAME> */
     size_t n_dbs;

@@ -170,7 +170,9 @@ int ar_engine_recipe_names(struct ar_engine *e, char ***names, size_t *n)
         list[count++] = name;
     }
     closedir(d);
-    qsort(list, count, sizeof(*list), cmp_names);
+    if (count > 1) {
+        qsort(list, count, sizeof(*list), cmp_names);
+    }
     *names = list;
     *n = count;
     return 0;

@@ -269,11 +269,21 @@ int ar_run_start(struct ar_engine *e, const struct ar_run_opts *opts, ar_run_don
         .replay_of = run->replay_of,
     };
     run->started_ms = rec.started_at;
-    rc = ar_history_run_insert(e->history, &rec, &run->id);
+    if (opts->queued_id > 0) {
+        run->id = opts->queued_id;
+        rc = ar_history_run_begin(e->history, run->id, rec.started_at);
+    } else {
+        rc = ar_history_run_insert(e->history, &rec, &run->id);
+    }
     free(input);
     if (rc != 0) {
-        snprintf(err, errlen, "history.db: cannot record the run: %s",
-                 ar_history_errmsg(e->history));
+        if (rc == AR_ENOENT) {
+            snprintf(err, errlen, "history.db: run %lld is no longer queued",
+                     (long long)opts->queued_id);
+        } else {
+            snprintf(err, errlen, "history.db: cannot record the run: %s",
+                     ar_history_errmsg(e->history));
+        }
         ar_redactor_free(&run->redactor);
         free(run->trigger);
         free(run->input_json);

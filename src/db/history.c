@@ -44,9 +44,36 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_STORE_DEL] = "DELETE FROM store WHERE recipe=? AND key=?",
 };
 
+/* Statements of the run queue, prepared on first use (only the service needs them). */
+enum queue_stmt_id {
+    QST_INSERT,
+    QST_BEGIN,
+    QST_END,
+    QST_DELIVERY_FIND,
+    QST_DELIVERY_ADD,
+    QST_CRON_LAST,
+    QST_CRON_SET,
+    QST_COUNT
+};
+
+static const char *const queue_stmt_sql[QST_COUNT] = {
+    [QST_INSERT] = "INSERT INTO runs (recipe, trigger, status, attempt, queued_at, finished_at, "
+                   "input, error, not_before, retry_of) VALUES (?,?,?,?,?,?,?,?,?,?)",
+    [QST_BEGIN] = "UPDATE runs SET status='running', started_at=? WHERE id=? AND status='queued'",
+    [QST_END] = "UPDATE runs SET status=?, error=?, finished_at=? WHERE id=? AND status='queued'",
+    [QST_DELIVERY_FIND] = "SELECT run_id FROM deliveries WHERE key=? AND "
+                          "(expires_at IS NULL OR expires_at > ?)",
+    [QST_DELIVERY_ADD] = "INSERT OR REPLACE INTO deliveries (key, recipe, run_id, seen_at, "
+                         "expires_at) VALUES (?,?,?,?,?)",
+    [QST_CRON_LAST] = "SELECT last_fire FROM cron_state WHERE recipe=? AND schedule=?",
+    [QST_CRON_SET] = "INSERT INTO cron_state (recipe, schedule, last_fire) VALUES (?,?,?) "
+                     "ON CONFLICT(recipe, schedule) DO UPDATE SET last_fire=excluded.last_fire",
+};
+
 struct ar_history {
     sqlite3 *db; /* owned */
     sqlite3_stmt *stmt[ST_COUNT]; /* owned */
+    sqlite3_stmt *qstmt[QST_COUNT]; /* owned; NULL until first used */
     int in_batch;
 };
 
@@ -119,9 +146,10 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
         goto out;
     }
     sqlite3_busy_timeout(h->db, 10000);
-    /* Every short `autorun run` would otherwise checkpoint and fsync on exit; the WAL is
-     * checkpointed as it grows instead (and by prune), which is just as safe. */
-    sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    /* Keep the -wal file between processes: deleting and re-creating it costs a
+     * directory fsync on every short `autorun run`. */
+    int persist = 1;
+    sqlite3_file_control(h->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     /* auto_vacuum must be chosen before the first table exists (setting it later would
      * write, and sync, on every open); incremental lets pruning give space back without
      * a full VACUUM. journal_size_limit bounds the WAL. */
@@ -162,6 +190,9 @@ void ar_history_close(struct ar_history *h)
     ar_history_commit(h);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(h->stmt[i]);
+    }
+    for (int i = 0; i < QST_COUNT; i++) {
+        sqlite3_finalize(h->qstmt[i]);
     }
     sqlite3_close(h->db);
     free(h);
@@ -541,5 +572,210 @@ int ar_store_del(struct ar_history *h, const char *recipe, const char *key)
     sqlite3_stmt *st = h->stmt[ST_STORE_DEL];
     bind_text(st, 1, recipe);
     bind_text(st, 2, key);
+    return step_done(st);
+}
+
+/* ---- The run queue of `autorun serve` ---- */
+
+int ar_history_set_durable(struct ar_history *h, int full)
+{
+    return exec(h, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
+static sqlite3_stmt *queue_stmt(struct ar_history *h, enum queue_stmt_id id)
+{
+    if (h->qstmt[id] == NULL && sqlite3_prepare_v3(h->db, queue_stmt_sql[id], -1,
+                                                   SQLITE_PREPARE_PERSISTENT, &h->qstmt[id],
+                                                   NULL) != SQLITE_OK) {
+        return NULL;
+    }
+    return h->qstmt[id];
+}
+
+int ar_history_queue_insert(struct ar_history *h, const struct ar_queue_record *r, int64_t *id)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_INSERT);
+    if (st == NULL || batch(h) != 0) {
+        return AR_EIO;
+    }
+    int skipped = r->status && strcmp(r->status, "queued") != 0;
+    bind_text(st, 1, r->recipe);
+    bind_text(st, 2, r->trigger);
+    bind_text(st, 3, r->status ? r->status : "queued");
+    sqlite3_bind_int(st, 4, r->attempt > 0 ? r->attempt : 1);
+    bind_time(st, 5, r->queued_at);
+    bind_time(st, 6, skipped ? r->queued_at : 0);
+    bind_text(st, 7, r->input);
+    bind_text(st, 8, r->error);
+    bind_time(st, 9, r->not_before);
+    bind_time(st, 10, r->retry_of);
+    if (step_done(st) != 0) {
+        return AR_EIO;
+    }
+    *id = sqlite3_last_insert_rowid(h->db);
+    return 0;
+}
+
+int ar_history_run_begin(struct ar_history *h, int64_t id, int64_t started_at)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_BEGIN);
+    if (st == NULL || batch(h) != 0) {
+        return AR_EIO;
+    }
+    sqlite3_bind_int64(st, 1, started_at);
+    sqlite3_bind_int64(st, 2, id);
+    if (step_done(st) != 0) {
+        return AR_EIO;
+    }
+    return sqlite3_changes(h->db) == 1 ? 0 : AR_ENOENT;
+}
+
+int ar_history_run_end(struct ar_history *h, int64_t id, const char *status, const char *error,
+                       int64_t at)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_END);
+    if (st == NULL || batch(h) != 0) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, status);
+    bind_text(st, 2, error);
+    sqlite3_bind_int64(st, 3, at);
+    sqlite3_bind_int64(st, 4, id);
+    return step_done(st);
+}
+
+int ar_history_queued(struct ar_history *h, ar_queued_row_cb cb, void *data)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT id, recipe, attempt, not_before FROM runs WHERE status='queued' "
+                           "ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    int rc = 0, s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = cb(data, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                sqlite3_column_int(st, 2), sqlite3_column_int64(st, 3));
+    }
+    if (rc == 0 && s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ar_history_interrupt_running(struct ar_history *h, ar_run_row_cb cb, void *data,
+                                 int64_t *count)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT " RUN_COLUMNS " FROM runs WHERE status='running' ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    int rc = 0, s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ar_run_record r;
+        read_run(st, &r);
+        rc = cb(data, &r);
+        ar_run_record_free(&r);
+    }
+    if (rc == 0 && s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        return rc;
+    }
+    return ar_history_mark_interrupted(h, count);
+}
+
+int ar_history_delivery_find(struct ar_history *h, const char *key, int64_t now_ms,
+                             int64_t *run_id)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_DELIVERY_FIND);
+    if (st == NULL) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int s = sqlite3_step(st), rc = AR_ENOENT;
+    if (s == SQLITE_ROW) {
+        *run_id = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int ar_history_delivery_add(struct ar_history *h, const char *key, const char *recipe,
+                            int64_t run_id, int64_t seen_at, int64_t expires_at)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_DELIVERY_ADD);
+    if (st == NULL || batch(h) != 0) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, key);
+    bind_text(st, 2, recipe);
+    sqlite3_bind_int64(st, 3, run_id);
+    sqlite3_bind_int64(st, 4, seen_at);
+    bind_time(st, 5, expires_at);
+    return step_done(st);
+}
+
+int ar_history_delivery_prune(struct ar_history *h, int64_t now_ms, int64_t *deleted)
+{
+    sqlite3_stmt *st;
+    if (batch(h) != 0 ||
+        sqlite3_prepare_v2(h->db,
+                           "DELETE FROM deliveries WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    sqlite3_bind_int64(st, 1, now_ms);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s != SQLITE_DONE) {
+        return AR_EIO;
+    }
+    *deleted = sqlite3_changes(h->db);
+    return 0;
+}
+
+int ar_history_cron_last(struct ar_history *h, const char *recipe, const char *schedule,
+                         int64_t *last_ms)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_CRON_LAST);
+    if (st == NULL) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, schedule);
+    int s = sqlite3_step(st), rc = AR_ENOENT;
+    if (s == SQLITE_ROW) {
+        *last_ms = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int ar_history_cron_set(struct ar_history *h, const char *recipe, const char *schedule,
+                        int64_t last_ms)
+{
+    sqlite3_stmt *st = queue_stmt(h, QST_CRON_SET);
+    if (st == NULL || batch(h) != 0) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, schedule);
+    sqlite3_bind_int64(st, 3, last_ms);
     return step_done(st);
 }

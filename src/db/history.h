@@ -91,4 +91,51 @@ int ar_store_set(struct ar_history *h, const char *recipe, const char *key, cons
                  int64_t expires_at);
 int ar_store_del(struct ar_history *h, const char *recipe, const char *key);
 
+/* ---- The run queue of `autorun serve` (src/core/queue.c; docs/service.md) ---- */
+
+/* In the service every commit is synced to disk (synchronous=FULL), so an event that was
+ * acknowledged survives a power loss too; `autorun run` keeps the cheaper default. */
+int ar_history_set_durable(struct ar_history *h, int full);
+
+/* A row written by the queue. Strings are borrowed. */
+struct ar_queue_record {
+    const char *recipe;
+    const char *trigger;
+    const char *status; /* "queued", or "skipped" (then finished at queued_at) */
+    const char *input;  /* JSON, redacted */
+    const char *error;  /* skipped: why; NULL otherwise */
+    int attempt;
+    int64_t queued_at;
+    int64_t not_before; /* 0: at once */
+    int64_t retry_of;   /* 0: none */
+};
+int ar_history_queue_insert(struct ar_history *h, const struct ar_queue_record *r, int64_t *id);
+/* A queued row starts: its status becomes running. AR_ENOENT when it is no longer queued. */
+int ar_history_run_begin(struct ar_history *h, int64_t id, int64_t started_at);
+/* Ends a row that will never run (a queued run whose recipe is gone): status and error. */
+int ar_history_run_end(struct ar_history *h, int64_t id, const char *status, const char *error,
+                       int64_t at);
+/* Every queued row in id order. */
+typedef int (*ar_queued_row_cb)(void *data, int64_t id, const char *recipe, int attempt,
+                                int64_t not_before);
+int ar_history_queued(struct ar_history *h, ar_queued_row_cb cb, void *data);
+/* Rows left 'running' by a process that died: each is passed to cb (whole), then all become
+ * 'interrupted'. *count gets how many. */
+int ar_history_interrupt_running(struct ar_history *h, ar_run_row_cb cb, void *data,
+                                 int64_t *count);
+
+/* De-duplication keys. find: AR_ENOENT unless key was added and has not expired at now_ms. */
+int ar_history_delivery_find(struct ar_history *h, const char *key, int64_t now_ms,
+                             int64_t *run_id);
+/* Adds (or renews) a key; expires_at 0 means never. */
+int ar_history_delivery_add(struct ar_history *h, const char *key, const char *recipe,
+                            int64_t run_id, int64_t seen_at, int64_t expires_at);
+int ar_history_delivery_prune(struct ar_history *h, int64_t now_ms, int64_t *deleted);
+
+/* The last fire of a cron schedule (AR_ENOENT when never recorded), and recording one. */
+int ar_history_cron_last(struct ar_history *h, const char *recipe, const char *schedule,
+                         int64_t *last_ms);
+int ar_history_cron_set(struct ar_history *h, const char *recipe, const char *schedule,
+                        int64_t last_ms);
+
 #endif

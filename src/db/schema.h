@@ -71,6 +71,24 @@ static const char *const ar__schema_migrations[] = {
     "  sent_at INTEGER"
     ") WITHOUT ROWID;"
     "CREATE INDEX outbox_by_state ON outbox(state, updated_at);",
+    /* 3: the run queue of `autorun serve` (src/core/queue.c, docs/service.md). Queued runs are
+     * rows with status 'queued'; a retry is a new row pointing at the attempt it retries. */
+    "ALTER TABLE runs ADD COLUMN not_before INTEGER;" /* queued: not started before (unix ms) */
+    "ALTER TABLE runs ADD COLUMN retry_of INTEGER;"   /* the run (attempt) this row retries */
+    "CREATE TABLE deliveries ("       /* de-duplication keys: webhook delivery ids, poll items */
+    "  key TEXT PRIMARY KEY,"         /* 'webhook /hooks/x <delivery id>' */
+    "  recipe TEXT NOT NULL,"
+    "  run_id INTEGER NOT NULL,"      /* the run the first delivery queued */
+    "  seen_at INTEGER NOT NULL,"     /* unix ms */
+    "  expires_at INTEGER"            /* unix ms, NULL = never forgotten */
+    ") WITHOUT ROWID;"
+    "CREATE INDEX deliveries_by_expiry ON deliveries(expires_at);"
+    "CREATE TABLE cron_state ("       /* the last fire of each cron schedule */
+    "  recipe TEXT NOT NULL,"
+    "  schedule TEXT NOT NULL,"       /* the expression, then ' ' and the zone when one is set */
+    "  last_fire INTEGER NOT NULL,"   /* unix ms of the scheduled time last fired (or skipped) */
+    "  PRIMARY KEY (recipe, schedule)"
+    ") WITHOUT ROWID;",
 };
 
 #define AR_SCHEMA_VERSION ((int)(sizeof(ar__schema_migrations) / sizeof(ar__schema_migrations[0])))

@@ -20,6 +20,14 @@ int ar_sql_pg_placeholders(const char *text, char **out, int *n_params);
  * conservative: anything it does not recognise counts as a write. */
 int ar_sql_is_read(const char *text);
 
+/* 1 for statements that begin or end a transaction (BEGIN, START, COMMIT, END,
+ * ABORT, ROLLBACK), 2 for savepoints (SAVEPOINT, RELEASE, ROLLBACK TO), else 0. */
+int ar_sql_tx_control(const char *text);
+
+/* The statement's first keyword, upper-cased (after comments and parentheses), or
+ * "" when there is none. */
+void ar_sql_first_word(const char *text, char *word, size_t cap);
+
 /* The statement for history and logs: whitespace runs folded into one space, cut at
  * max bytes (on a UTF-8 boundary) with "..." appended. Owned by the caller. */
 char *ar_sql_excerpt(const char *text, size_t max);

@@ -25,7 +25,7 @@ struct vm_slot {
     uint32_t next_free;
 };
 
-/* The runtime's lib/*.js as bytecode, generated at build time (src/js/tool/jsc.c). */
+/* The runtime's lib/ files as bytecode, generated at build time (src/js/tool/jsc.c). */
 extern const struct ar_js_source {
     const char *name;
     const unsigned char *bytecode;

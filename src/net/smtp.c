@@ -1,4 +1,12 @@
-/* Mail delivery for mail.send: SMTP through libcurl on the engine's loop, or the file outbox. */
+/* Mail delivery for mail.send: SMTP through libcurl on a sender thread, or the file outbox.
+ *
+ * libcurl's SMTP waits for the server's reply to the end of a message's data synchronously, in
+ * its DONE phase (curl's TODO "More non-blocking"; curl issue #8555), also when driven by a
+ * multi handle. On the engine's loop every message would stall every run for that round trip,
+ * and for as long as a slow server takes (seconds, when it scans content). So SMTP transfers
+ * run on a thread of their own with its own libuv loop and multi handle (whose connection
+ * cache reuses connections across messages); the engine's loop only hands messages over and
+ * receives results. */
 #include "net/smtp.h"
 #include "net/curl_uv.h"
 #include "core/error.h"
@@ -23,6 +31,15 @@
 
 enum delivery_kind { DELIVER_SMTP, DELIVER_FILE };
 
+/* Where an SMTP delivery is; changed only with the sender's lock held. */
+enum delivery_state {
+    D_QUEUED,     /* in sender->inbox, not seen by the thread yet */
+    D_ACTIVE,     /* the thread transfers it */
+    D_DONE,       /* in sender->done, waiting for the engine's loop */
+    D_REPORTING,  /* taken by the engine's loop, whose callbacks may still cancel it */
+    D_CANCELLING, /* in sender->cancels: the thread stops and frees it */
+};
+
 struct ar_mail_delivery {
     enum delivery_kind kind;
     ar_mail_done_cb cb;
@@ -31,13 +48,23 @@ struct ar_mail_delivery {
     size_t len;
     char *shown; /* owned: transport, for errors */
 
-    /* SMTP */
-    struct ar_curl_uv *cu; /* borrowed */
-    CURL *easy;            /* owned */
+    /* SMTP: the easy handle is set up on the engine's loop, then used by the sender thread. */
+    struct ar_mail_sender *sender; /* borrowed */
+    enum delivery_state state;
+    struct ar_mail_delivery *next;        /* in inbox, cancels or done */
+    struct ar_mail_delivery *active_prev; /* the thread's list of transfers */
+    struct ar_mail_delivery *active_next;
+    int finished;            /* the transfer ended (thread only) */
+    int dropped;             /* D_REPORTING: cancelled before its result was reported */
+    CURL *easy;              /* owned */
     struct curl_slist *rcpt; /* owned */
-    size_t off;            /* bytes of the message handed to curl */
+    size_t off;              /* bytes of the message handed to curl */
     char errbuf[CURL_ERROR_SIZE];
-    char reply[REPLY_MAX];
+    char reply[REPLY_MAX];   /* the server's last reply line */
+    char refusal[REPLY_MAX]; /* its first 4xx/5xx reply line: what went wrong */
+    int rc;
+    long code;
+    char error[CURL_ERROR_SIZE + REPLY_MAX + 256];
 
     /* File */
     uv_work_t work;
@@ -47,6 +74,37 @@ struct ar_mail_delivery {
     int cancelled;
     int file_rc;
     char file_err[256];
+};
+
+/* Wakes the engine's loop when results are ready. It exists only while SMTP deliveries are
+ * pending, so it never holds the loop open (or outlives it) when no mail is in flight. */
+struct notify {
+    uv_async_t async;
+    struct ar_mail_sender *sender; /* borrowed */
+};
+
+struct ar_mail_sender {
+    uv_loop_t *main_loop;   /* borrowed: callbacks run there */
+    struct notify *notify;  /* engine's loop only; NULL when nothing is pending */
+    size_t pending;         /* engine's loop only: deliveries not yet reported or cancelled */
+
+    uv_thread_t thread;
+    int thread_started;
+    uv_mutex_t lock;
+    /* Guarded by lock. */
+    struct ar_mail_delivery *inbox; /* FIFO */
+    struct ar_mail_delivery *inbox_tail;
+    struct ar_mail_delivery *cancels;
+    struct ar_mail_delivery *done; /* FIFO */
+    struct ar_mail_delivery *done_tail;
+    uv_async_t *notify_async; /* what the thread signals, or NULL */
+    int stop;
+
+    /* The sender thread only (after it started). */
+    uv_loop_t loop;
+    uv_async_t wake;
+    struct ar_curl_uv *cu; /* owned */
+    struct ar_mail_delivery *active;
 };
 
 /* ---- Transport URLs ---- */
@@ -180,6 +238,11 @@ static int parse_smtp(const char *url, struct ar_mail_transport *t, char *err, s
         rc = failf(err, errlen, AR_EINVAL, "mail.url: not a valid URL");
         goto out;
     }
+    /* curl writes "smtp://host:25/" for an empty path; the slash says nothing. */
+    size_t ul = strlen(t->url);
+    if (ul > 3 && t->url[ul - 1] == '/' && t->url[ul - 2] != '/') {
+        t->url[ul - 1] = '\0';
+    }
     t->shown = ar_strdup(t->url);
 out:
     free(scheme);
@@ -265,7 +328,8 @@ static size_t smtp_read_cb(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
-/* Keeps the server's last reply line: curl's own error text has only the code. */
+/* Keeps the server's last reply line and its first refusal: curl's own error text has only
+ * the code, and after a refusal curl says QUIT, whose "221 Bye" would hide the reason. */
 static int smtp_debug_cb(CURL *easy, curl_infotype type, char *text, size_t n, void *userp)
 {
     struct ar_mail_delivery *d = userp;
@@ -285,36 +349,16 @@ static int smtp_debug_cb(CURL *easy, curl_infotype type, char *text, size_t n, v
         d->reply[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
     d->reply[n] = '\0';
+    if (d->refusal[0] == '\0' && (d->reply[0] == '4' || d->reply[0] == '5')) {
+        memcpy(d->refusal, d->reply, n + 1);
+    }
     return 0;
 }
 
-static void smtp_done_cb(CURL *easy, CURLcode result, void *data)
-{
-    struct ar_mail_delivery *d = data;
-    long code = 0;
-    char error[CURL_ERROR_SIZE + REPLY_MAX + 256];
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-    struct ar_mail_result r = {.rc = 0, .smtp_code = code, .reply = d->reply, .error = "",
-                               .path = ""};
-    if (result != CURLE_OK) {
-        const char *why = d->errbuf[0] ? d->errbuf : curl_easy_strerror(result);
-        if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_HOST ||
-            result == CURLE_OPERATION_TIMEDOUT) {
-            snprintf(error, sizeof(error), "%s: %s", d->shown, why);
-        } else if (code >= 400 && d->reply[0]) {
-            snprintf(error, sizeof(error), "%s: %s (server said: %s)", d->shown, why, d->reply);
-        } else {
-            snprintf(error, sizeof(error), "%s: %s", d->shown, why);
-        }
-        r.rc = result == CURLE_OPERATION_TIMEDOUT ? AR_ETIMEDOUT : AR_EIO;
-        r.error = error;
-    }
-    d->cb(d->data, &r);
-    delivery_free(d);
-}
-
-static int smtp_start(struct ar_mail_delivery *d, struct ar_curl_uv *cu,
-                      const struct ar_mail_transport *t, const struct ar_mail_envelope *env)
+/* Sets up the transfer on the engine's loop: curl copies every string option, so the thread
+ * needs nothing but the easy handle and the message. */
+static int smtp_setup(struct ar_mail_delivery *d, const struct ar_mail_transport *t,
+                      const struct ar_mail_envelope *env)
 {
     char addr[600];
     d->easy = curl_easy_init();
@@ -339,6 +383,10 @@ static int smtp_start(struct ar_mail_delivery *d, struct ar_curl_uv *cu,
     curl_easy_setopt(e, CURLOPT_READFUNCTION, smtp_read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, d);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)d->len);
+    /* SMTP replies are short and most messages are small: curl's default buffers (16 KiB in,
+     * 64 KiB out, allocated for every transfer) would cost more than the message. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, SMTP_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, SMTP_RESPONSE_TIMEOUT_S);
@@ -360,7 +408,405 @@ static int smtp_start(struct ar_mail_delivery *d, struct ar_curl_uv *cu,
         curl_easy_setopt(e, CURLOPT_USERNAME, user);
         curl_easy_setopt(e, CURLOPT_PASSWORD, pass ? pass : "");
     }
-    return ar_curl_uv_add(cu, e, smtp_done_cb, d);
+    return 0;
+}
+
+/* ---- The sender thread ---- */
+
+static void active_add(struct ar_mail_sender *s, struct ar_mail_delivery *d)
+{
+    d->active_prev = NULL;
+    d->active_next = s->active;
+    if (s->active != NULL) {
+        s->active->active_prev = d;
+    }
+    s->active = d;
+}
+
+static void active_remove(struct ar_mail_sender *s, struct ar_mail_delivery *d)
+{
+    if (d->active_prev != NULL) {
+        d->active_prev->active_next = d->active_next;
+    } else if (s->active == d) {
+        s->active = d->active_next;
+    }
+    if (d->active_next != NULL) {
+        d->active_next->active_prev = d->active_prev;
+    }
+    d->active_prev = d->active_next = NULL;
+}
+
+/* Turns curl's outcome into the delivery's result (thread only). */
+static void smtp_result(struct ar_mail_delivery *d, CURLcode result)
+{
+    curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &d->code);
+    if (result == CURLE_OK) {
+        d->rc = 0;
+        return;
+    }
+    const char *why = d->errbuf[0] ? d->errbuf : curl_easy_strerror(result);
+    if (d->refusal[0] && result != CURLE_COULDNT_CONNECT &&
+        result != CURLE_COULDNT_RESOLVE_HOST && result != CURLE_OPERATION_TIMEDOUT) {
+        snprintf(d->error, sizeof(d->error), "%s: %s (server said: %s)", d->shown, why,
+                 d->refusal);
+        d->code = strtol(d->refusal, NULL, 10);
+    } else {
+        snprintf(d->error, sizeof(d->error), "%s: %s", d->shown, why);
+    }
+    d->rc = result == CURLE_OPERATION_TIMEDOUT ? AR_ETIMEDOUT : AR_EIO;
+}
+
+/* Hands a finished delivery to the engine's loop (thread only). */
+static void post_done(struct ar_mail_sender *s, struct ar_mail_delivery *d)
+{
+    int free_now = 0;
+    uv_mutex_lock(&s->lock);
+    if (d->state == D_CANCELLING) {
+        /* The cancel request is on its way: the thread frees it when it reads it. */
+        d->finished = 1;
+    } else if (d->state == D_ACTIVE) {
+        d->state = D_DONE;
+        d->next = NULL;
+        if (s->done_tail != NULL) {
+            s->done_tail->next = d;
+        } else {
+            s->done = d;
+        }
+        s->done_tail = d;
+        if (s->notify_async != NULL) {
+            uv_async_send(s->notify_async);
+        }
+    } else {
+        free_now = 1; /* cannot happen: a delivery the engine no longer knows */
+    }
+    uv_mutex_unlock(&s->lock);
+    if (free_now) {
+        delivery_free(d);
+    }
+}
+
+static void thread_done_cb(CURL *easy, CURLcode result, void *data)
+{
+    struct ar_mail_delivery *d = data;
+    (void)easy;
+    active_remove(d->sender, d);
+    smtp_result(d, result);
+    d->finished = 1;
+    post_done(d->sender, d);
+}
+
+/* Stops a transfer on the thread. curl's DONE phase would otherwise wait for the server's
+ * reply (and may send the end of the data); a timeout of 1 ms makes it give up at once. */
+static void thread_stop_transfer(struct ar_mail_sender *s, struct ar_mail_delivery *d)
+{
+    if (!d->finished) {
+        active_remove(s, d);
+        curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, 1L);
+        ar_curl_uv_cancel(s->cu, d->easy);
+    }
+    delivery_free(d);
+}
+
+static void thread_wake_cb(uv_async_t *a)
+{
+    struct ar_mail_sender *s = ar_container_of(a, struct ar_mail_sender, wake);
+    uv_mutex_lock(&s->lock);
+    struct ar_mail_delivery *in = s->inbox, *cancels = s->cancels;
+    int stop = s->stop;
+    s->inbox = s->inbox_tail = NULL;
+    s->cancels = NULL;
+    for (struct ar_mail_delivery *d = in; d != NULL; d = d->next) {
+        d->state = D_ACTIVE;
+    }
+    uv_mutex_unlock(&s->lock);
+
+    while (cancels != NULL) {
+        struct ar_mail_delivery *d = cancels;
+        cancels = d->next;
+        thread_stop_transfer(s, d);
+    }
+    while (in != NULL) {
+        struct ar_mail_delivery *d = in;
+        in = d->next;
+        if (stop) {
+            d->finished = 1;
+            thread_stop_transfer(s, d);
+            continue;
+        }
+        active_add(s, d);
+        int rc = ar_curl_uv_add(s->cu, d->easy, thread_done_cb, d);
+        if (rc != 0) {
+            active_remove(s, d);
+            d->rc = rc;
+            snprintf(d->error, sizeof(d->error), "%s: cannot start the transfer: %s", d->shown,
+                     ar_strerror(rc));
+            d->finished = 1;
+            post_done(s, d);
+        }
+    }
+    if (stop) {
+        while (s->active != NULL) {
+            thread_stop_transfer(s, s->active);
+        }
+        /* This also says QUIT on the cached connections. */
+        ar_curl_uv_destroy(s->cu);
+        s->cu = NULL;
+        uv_close((uv_handle_t *)&s->wake, NULL);
+    }
+}
+
+static void thread_main(void *arg)
+{
+    struct ar_mail_sender *s = arg;
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+/* The notify handle's memory is released when libuv is done with it. */
+static void notify_close_cb(uv_handle_t *h)
+{
+    free(ar_container_of((uv_async_t *)h, struct notify, async));
+}
+
+/* Engine's loop: closes the notify handle once nothing is pending, so an idle sender holds no
+ * handle of the engine's loop. */
+static void notify_release(struct ar_mail_sender *s)
+{
+    if (s->pending > 0 || s->notify == NULL) {
+        return;
+    }
+    struct notify *n = s->notify;
+    s->notify = NULL;
+    uv_mutex_lock(&s->lock);
+    s->notify_async = NULL;
+    uv_mutex_unlock(&s->lock);
+    uv_close((uv_handle_t *)&n->async, notify_close_cb);
+}
+
+static void notify_cb(uv_async_t *a)
+{
+    struct notify *n = ar_container_of(a, struct notify, async);
+    struct ar_mail_sender *s = n->sender;
+    uv_mutex_lock(&s->lock);
+    struct ar_mail_delivery *list = s->done;
+    s->done = s->done_tail = NULL;
+    for (struct ar_mail_delivery *d = list; d != NULL; d = d->next) {
+        d->state = D_REPORTING;
+    }
+    uv_mutex_unlock(&s->lock);
+    while (list != NULL) {
+        struct ar_mail_delivery *d = list;
+        list = d->next;
+        /* An earlier callback (ending a run) may have cancelled this one. */
+        if (!d->dropped) {
+            struct ar_mail_result r = {
+                .rc = d->rc,
+                .smtp_code = d->code,
+                .reply = d->rc != 0 && d->refusal[0] ? d->refusal : d->reply,
+                .error = d->rc != 0 ? d->error : "",
+                .path = "",
+            };
+            s->pending--;
+            d->cb(d->data, &r);
+        }
+        delivery_free(d);
+    }
+    notify_release(s);
+}
+
+static int notify_acquire(struct ar_mail_sender *s)
+{
+    if (s->notify != NULL) {
+        return 0;
+    }
+    struct notify *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return AR_ENOMEM;
+    }
+    n->sender = s;
+    int rc = uv_async_init(s->main_loop, &n->async, notify_cb);
+    if (rc != 0) {
+        free(n);
+        return rc;
+    }
+    s->notify = n;
+    uv_mutex_lock(&s->lock);
+    s->notify_async = &n->async;
+    uv_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* libcurl is opened on first use through shims that look each function up the first time it
+ * is called (core/dynlib.h). Calling here, on the engine's thread, the ones the sender thread
+ * uses keeps those lookups off the thread. */
+static void resolve_curl(struct ar_curl_uv *cu)
+{
+    CURL *e = curl_easy_init();
+    if (e == NULL) {
+        return;
+    }
+    char *priv = NULL;
+    long code = 0;
+    struct curl_slist *l = curl_slist_append(NULL, "<x@example.com>");
+    curl_slist_free_all(l);
+    curl_easy_setopt(e, CURLOPT_URL, "smtp://127.0.0.1:1");
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    (void)curl_easy_strerror(CURLE_OK);
+    /* Added and removed before the loop runs: nothing is sent. */
+    if (ar_curl_uv_add(cu, e, thread_done_cb, NULL) == 0) {
+        ar_curl_uv_cancel(cu, e);
+    }
+    curl_easy_cleanup(e);
+}
+
+int ar_mail_sender_create(uv_loop_t *loop, struct ar_mail_sender **out)
+{
+    int rc = ar_curl_global_init();
+    if (rc != 0) {
+        return rc;
+    }
+    struct ar_mail_sender *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return AR_ENOMEM;
+    }
+    s->main_loop = loop;
+    if ((rc = uv_mutex_init(&s->lock)) != 0) {
+        free(s);
+        return rc;
+    }
+    if ((rc = uv_loop_init(&s->loop)) != 0) {
+        uv_mutex_destroy(&s->lock);
+        free(s);
+        return rc;
+    }
+    if ((rc = uv_async_init(&s->loop, &s->wake, thread_wake_cb)) != 0 ||
+        (rc = ar_curl_uv_create(&s->loop, &s->cu)) != 0) {
+        goto fail;
+    }
+    resolve_curl(s->cu);
+    if ((rc = uv_thread_create(&s->thread, thread_main, s)) != 0) {
+        goto fail;
+    }
+    s->thread_started = 1;
+    *out = s;
+    return 0;
+fail:
+    ar_curl_uv_destroy(s->cu);
+    if (s->wake.loop == &s->loop) { /* initialised */
+        uv_close((uv_handle_t *)&s->wake, NULL);
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s->loop);
+    uv_mutex_destroy(&s->lock);
+    free(s);
+    return rc;
+}
+
+void ar_mail_sender_destroy(struct ar_mail_sender *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    uv_mutex_lock(&s->lock);
+    s->stop = 1;
+    s->notify_async = NULL;
+    uv_mutex_unlock(&s->lock);
+    uv_async_send(&s->wake);
+    uv_thread_join(&s->thread);
+    uv_loop_close(&s->loop);
+    /* Results nobody collected (the engine's loop ended with deliveries pending). */
+    while (s->done != NULL) {
+        struct ar_mail_delivery *d = s->done;
+        s->done = d->next;
+        delivery_free(d);
+    }
+    while (s->cancels != NULL) {
+        struct ar_mail_delivery *d = s->cancels;
+        s->cancels = d->next;
+        delivery_free(d);
+    }
+    if (s->notify != NULL) {
+        /* Only when the engine's loop is gone, having closed its handles itself. */
+        free(s->notify);
+    }
+    uv_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static int smtp_enqueue(struct ar_mail_sender *s, struct ar_mail_delivery *d)
+{
+    int rc = notify_acquire(s);
+    if (rc != 0) {
+        return rc;
+    }
+    d->sender = s;
+    s->pending++;
+    uv_mutex_lock(&s->lock);
+    d->state = D_QUEUED;
+    d->next = NULL;
+    if (s->inbox_tail != NULL) {
+        s->inbox_tail->next = d;
+    } else {
+        s->inbox = d;
+    }
+    s->inbox_tail = d;
+    uv_mutex_unlock(&s->lock);
+    uv_async_send(&s->wake);
+    return 0;
+}
+
+static void unlink_from(struct ar_mail_delivery **head, struct ar_mail_delivery **tail,
+                        struct ar_mail_delivery *d)
+{
+    struct ar_mail_delivery *prev = NULL;
+    for (struct ar_mail_delivery **p = head; *p != NULL; prev = *p, p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            if (*tail == d) {
+                *tail = prev;
+            }
+            return;
+        }
+    }
+}
+
+static void smtp_cancel(struct ar_mail_delivery *d)
+{
+    struct ar_mail_sender *s = d->sender;
+    int free_now = 0, wake = 0;
+    uv_mutex_lock(&s->lock);
+    switch (d->state) {
+    case D_QUEUED:
+        unlink_from(&s->inbox, &s->inbox_tail, d);
+        free_now = 1;
+        break;
+    case D_DONE:
+        unlink_from(&s->done, &s->done_tail, d);
+        free_now = 1;
+        break;
+    case D_REPORTING:
+        /* notify_cb holds it in its list and frees it. */
+        d->dropped = 1;
+        break;
+    case D_ACTIVE:
+        d->state = D_CANCELLING;
+        d->next = s->cancels;
+        s->cancels = d;
+        wake = 1;
+        break;
+    case D_CANCELLING:
+        uv_mutex_unlock(&s->lock);
+        return;
+    }
+    uv_mutex_unlock(&s->lock);
+    if (wake) {
+        uv_async_send(&s->wake);
+    }
+    if (free_now) {
+        delivery_free(d);
+    }
+    s->pending--;
+    notify_release(s);
 }
 
 /* Runs on the thread pool: writes the file beside its final name, then renames it, so a
@@ -460,15 +906,15 @@ static int name_valid(const char *name)
     return 1;
 }
 
-int ar_mail_deliver(uv_loop_t *loop, struct ar_curl_uv *cu, const struct ar_mail_transport *t,
-                    const struct ar_mail_envelope *env, ar_mail_done_cb cb, void *data,
-                    struct ar_mail_delivery **out)
+int ar_mail_deliver(uv_loop_t *loop, struct ar_mail_sender *sender,
+                    const struct ar_mail_transport *t, const struct ar_mail_envelope *env,
+                    ar_mail_done_cb cb, void *data, struct ar_mail_delivery **out)
 {
     if (loop == NULL || t == NULL || env == NULL || cb == NULL || env->from == NULL ||
         env->rcpt_count == 0 || env->data == NULL) {
         return AR_EINVAL;
     }
-    if (t->kind == AR_MAIL_SMTP && cu == NULL) {
+    if (t->kind == AR_MAIL_SMTP && sender == NULL) {
         return AR_EINVAL;
     }
     if (t->kind == AR_MAIL_FILE && !name_valid(env->name)) {
@@ -483,7 +929,7 @@ int ar_mail_deliver(uv_loop_t *loop, struct ar_curl_uv *cu, const struct ar_mail
     d->len = env->len;
     d->data_buf = malloc(env->len + 1);
     d->shown = ar_strdup(t->shown ? t->shown : "mail");
-    if (d->data_buf == NULL || d->shown == NULL) {
+    if (d->data_buf == NULL) {
         delivery_free(d);
         return AR_ENOMEM;
     }
@@ -492,8 +938,10 @@ int ar_mail_deliver(uv_loop_t *loop, struct ar_curl_uv *cu, const struct ar_mail
     int rc;
     if (t->kind == AR_MAIL_SMTP) {
         d->kind = DELIVER_SMTP;
-        d->cu = cu;
-        rc = smtp_start(d, cu, t, env);
+        rc = smtp_setup(d, t, env);
+        if (rc == 0) {
+            rc = smtp_enqueue(sender, d);
+        }
     } else {
         d->kind = DELIVER_FILE;
         d->dir = ar_strdup(t->dir);
@@ -515,8 +963,7 @@ void ar_mail_deliver_cancel(struct ar_mail_delivery *d)
         return;
     }
     if (d->kind == DELIVER_SMTP) {
-        ar_curl_uv_cancel(d->cu, d->easy);
-        delivery_free(d);
+        smtp_cancel(d);
         return;
     }
     /* The work may be running on another thread; its after-work callback frees it. */

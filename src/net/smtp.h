@@ -1,4 +1,4 @@
-/* Mail delivery for mail.send: SMTP through libcurl on the engine's loop, or the file outbox. */
+/* Mail delivery for mail.send: SMTP through libcurl on a sender thread, or the file outbox. */
 #ifndef AR_NET_SMTP_H
 #define AR_NET_SMTP_H
 
@@ -6,7 +6,6 @@
 
 #include <uv.h>
 
-struct ar_curl_uv;
 
 enum ar_mail_transport_kind {
     AR_MAIL_FILE, /* file:DIR: one .eml per message */
@@ -60,18 +59,31 @@ struct ar_mail_result {
 
 typedef void (*ar_mail_done_cb)(void *data, const struct ar_mail_result *result);
 
+/* A thread with its own libuv loop and curl multi handle that carries every SMTP transfer of an
+ * engine: libcurl waits for the reply to a message's end of data synchronously (its DONE phase,
+ * also under a multi handle), which must not stall the engine's loop. Connections are cached in
+ * its multi handle and reused by later deliveries to the same server. */
+struct ar_mail_sender;
+
+/* Starts the thread; results are reported on loop. *out is written only on success. */
+int ar_mail_sender_create(uv_loop_t *loop, struct ar_mail_sender **out);
+/* Stops the thread (saying QUIT on cached connections) and frees everything. Call it when no
+ * delivery is pending, or after the engine's loop has ended; NULL is a no-op. */
+void ar_mail_sender_destroy(struct ar_mail_sender *s);
+
 struct ar_mail_delivery;
 
-/* Starts delivering env over t: SMTP through cu (connections are cached in cu and reused by
- * later deliveries), files on loop's thread pool (written to a temporary name, synced, then
- * renamed, mode 0600). cb runs exactly once from a loop callback, never inside this call,
- * unless the delivery is cancelled first. *out is written only on success. */
-int ar_mail_deliver(uv_loop_t *loop, struct ar_curl_uv *cu, const struct ar_mail_transport *t,
-                    const struct ar_mail_envelope *env, ar_mail_done_cb cb, void *data,
-                    struct ar_mail_delivery **out);
+/* Starts delivering env over t: SMTP through sender, files on loop's thread pool (written to a
+ * temporary name, synced, then renamed, mode 0600). cb runs exactly once on loop, never inside
+ * this call, unless the delivery is cancelled first. While an SMTP delivery is pending the
+ * sender keeps one handle of loop open. *out is written only on success. */
+int ar_mail_deliver(uv_loop_t *loop, struct ar_mail_sender *sender,
+                    const struct ar_mail_transport *t, const struct ar_mail_envelope *env,
+                    ar_mail_done_cb cb, void *data, struct ar_mail_delivery **out);
 
 /* Stops a delivery: cb will not run. A message already handed to the server or the disk may
- * still arrive. Memory is released now or, for a file being written, when the write ends. */
+ * still arrive. Memory is released now or, for a transfer or a file being written, when the
+ * other thread lets go of it. */
 void ar_mail_deliver_cancel(struct ar_mail_delivery *d);
 
 #endif

@@ -430,6 +430,7 @@
     /* For the other bundled files (http, sql, mail): how to wait. */
     native.suspend = suspend;
     native.currentFiber = currentFiber;
+    native.recipeExports = function (name) { return recipes[name] && recipes[name].exports; };
 
     delete global.Duktape;
 
