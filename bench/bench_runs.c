@@ -1,6 +1,8 @@
 /* Benchmarks of the core runtime inside one process (not a test):
  *   bench_runs throughput N   N trivial runs, history recorded; prints runs/s
  *   bench_runs suspended N    N runs suspended at once in sleep(); prints bytes per run
+ *   bench_runs http N URL     N runs suspended at once in http.get(URL) (a slow local server,
+ *                             see bench/suspended_http.sh); prints bytes per run and wall time
  * Each makes its own state and recipes directories under $TMPDIR. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,10 @@ static long done_count, failed_count;
 static void done_cb(struct ar_run *run, void *data)
 {
     done_count++;
-    failed_count += run->status != AR_RUN_SUCCEEDED;
+    if (run->status != AR_RUN_SUCCEEDED && failed_count++ == 0) {
+        fprintf(stderr, "bench: run %lld failed: %s\n", (long long)run->id,
+                run->error ? run->error : "?");
+    }
 }
 
 static long rss_kib(void)
@@ -26,6 +31,22 @@ static long rss_kib(void)
     long kib = -1;
     while (f && fgets(line, sizeof(line), f)) {
         if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return kib;
+}
+
+static long peak_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "VmHWM:", 6) == 0) {
             kib = strtol(line + 6, NULL, 10);
         }
     }
@@ -65,8 +86,10 @@ static void feed_cb(uv_idle_t *h)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "throughput") && strcmp(argv[1], "suspended"))) {
-        fprintf(stderr, "usage: bench_runs throughput|suspended N\n");
+    int http_mode = argc == 4 && strcmp(argv[1], "http") == 0;
+    if (!http_mode &&
+        (argc != 3 || (strcmp(argv[1], "throughput") && strcmp(argv[1], "suspended")))) {
+        fprintf(stderr, "usage: bench_runs throughput|suspended N | bench_runs http N URL\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -86,6 +109,16 @@ int main(int argc, char **argv)
     fputs("exports.run = function (event, ctx) { sleep(2000); return { ok: true }; };\n", f);
     fclose(f);
     free(path);
+    path = ar_path_join(recipes, "slowget.js");
+    f = fopen(path, "w");
+    fprintf(f,
+            "exports.run = function (event, ctx) {\n"
+            "    var r = http.get('%s', { timeout: 120000 });\n"
+            "    return { status: r.status };\n"
+            "};\n",
+            http_mode ? argv[3] : "http://127.0.0.1:9/");
+    fclose(f);
+    free(path);
 
     struct ar_config cfg;
     struct ar_config_locations loc = {.home = home, .recipes = recipes, .plugins = recipes};
@@ -99,6 +132,7 @@ int main(int argc, char **argv)
     struct ar_recipe *r;
     ar_engine_recipe(engine, "trivial", &r, err, sizeof(err));
     ar_engine_recipe(engine, "waiter", &r, err, sizeof(err));
+    ar_engine_recipe(engine, "slowget", &r, err, sizeof(err));
 
     if (strcmp(argv[1], "throughput") == 0) {
         struct feeder fd = {.left = n, .batch = 256};
@@ -110,6 +144,28 @@ int main(int argc, char **argv)
         uv_close((uv_handle_t *)&fd.idle, NULL);
         printf("runs=%ld failed=%ld seconds=%.3f runs_per_second=%.0f\n", done_count,
                failed_count, s, (double)done_count / s);
+    } else if (http_mode) {
+        /* One run first: it loads libcurl and makes the engine's curl handle, which are not
+         * per-run costs. */
+        start("slowget");
+        ar_engine_run_loop(engine);
+        long before = rss_kib();
+        size_t heap_before = engine->vm->heap_bytes;
+        uint64_t t0 = uv_hrtime();
+        for (long i = 0; i < n; i++) {
+            start("slowget");
+        }
+        long after = rss_kib();
+        size_t heap_after = engine->vm->heap_bytes;
+        printf("suspended=%ld rss_delta_kib=%ld bytes_per_run=%.0f js_heap_bytes_per_run=%.0f "
+               "start_seconds=%.3f\n",
+               (long)engine->runs_active, after - before, (double)(after - before) * 1024.0 / n,
+               (double)(heap_after - heap_before) / n, (double)(uv_hrtime() - t0) / 1e9);
+        fflush(stdout);
+        ar_engine_run_loop(engine);
+        double s = (double)(uv_hrtime() - t0) / 1e9;
+        printf("completed=%ld failed=%ld wall_seconds=%.3f peak_rss_kib=%ld\n", done_count - 1,
+               failed_count, s, peak_kib());
     } else {
         /* Warm up the allocator with one batch so the baseline is not the empty heap. */
         for (int i = 0; i < 100; i++) {

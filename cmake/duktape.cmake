@@ -31,6 +31,10 @@ ar_duk_option("#undef DUK_USE_EXEC_TIMEOUT_CHECK"
     "extern int ar__js_exec_timeout_check(void *udata);\n#define DUK_USE_EXEC_TIMEOUT_CHECK(udata) ar__js_exec_timeout_check((udata))")
 # Integer fast path: recipes count, index and loop a lot.
 ar_duk_option("#undef DUK_USE_FASTINT" "#define DUK_USE_FASTINT")
+# No tail-call elimination: `return http.get(...)` would otherwise drop the recipe's
+# own frame from the stack, and an error could no longer be reported at the recipe line
+# that caused it.
+ar_duk_option("#define DUK_USE_TAILCALL\n" "#undef DUK_USE_TAILCALL\n")
 file(WRITE "${AR_DUK_OUT}/duk_config.h.new" "${duk_cfg}")
 configure_file("${AR_DUK_OUT}/duk_config.h.new" "${AR_DUK_OUT}/duk_config.h" COPYONLY)
 

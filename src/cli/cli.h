@@ -19,6 +19,7 @@ struct ar_cli {
     int cfg_loaded;
     struct ar_engine *engine; /* created on demand by ar__cli_engine() */
     int color;                /* stdout is a TTY and NO_COLOR is unset */
+    int no_examples;          /* never fall back to the shipped example recipes (serve) */
 };
 
 /* Prints "autorun: <message>" on stderr and returns AR_EXIT_USAGE. */

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int ar__cli_usage_error(const char *fmt, ...)
@@ -32,6 +33,38 @@ int ar__cli_config(struct ar_cli *cli)
     return 0;
 }
 
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return path != NULL && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* An installed autorun started where there is no ./recipes (and neither --recipes nor
+ * $AUTORUN_RECIPES is given) uses the example recipes it ships, so `autorun run nps-survey`
+ * works out of the box. An explicitly chosen directory is never replaced: a typo there must
+ * be an error, not a run of some other recipe. */
+static void recipes_fallback(struct ar_cli *cli)
+{
+    const char *env = getenv("AUTORUN_RECIPES");
+    if (cli->no_examples || cli->loc.recipes != NULL || (env != NULL && *env) ||
+        is_dir(cli->cfg.recipes_dir)) {
+        return;
+    }
+    char *share = ar_exe_share_dir();
+    char *dir = share ? ar_path_join(share, "recipes") : NULL;
+    free(share);
+    if (!is_dir(dir)) {
+        free(dir);
+        dir = is_dir(AR_SHARE_DIR "/recipes") ? ar_strdup(AR_SHARE_DIR "/recipes") : NULL;
+    }
+    if (dir != NULL) {
+        fprintf(stderr, "autorun: no %s directory here; using the example recipes in %s\n",
+                cli->cfg.recipes_dir, dir);
+        free(cli->cfg.recipes_dir);
+        cli->cfg.recipes_dir = dir;
+    }
+}
+
 int ar__cli_engine(struct ar_cli *cli, struct ar_engine **out)
 {
     if (cli->engine == NULL) {
@@ -39,6 +72,7 @@ int ar__cli_engine(struct ar_cli *cli, struct ar_engine **out)
         if (ar__cli_config(cli) != 0) {
             return AR_EINVAL;
         }
+        recipes_fallback(cli);
         if (ar_engine_create(&cli->cfg, &cli->engine, err, sizeof(err)) != 0) {
             ar__cli_usage_error("%s", err);
             return AR_EINVAL;

@@ -5,6 +5,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Poll and newRow triggers: their health, as `autorun list` shows it. */
+static int poll_row_cb(void *data, const struct ar_poll_state *st)
+{
+    struct ar_buf *b = data;
+    if (b->len > 0) {
+        ar_buf_puts(b, ",");
+    }
+    ar_buf_puts(b, "{\"trigger\":");
+    ar_buf_json_string(b, st->trigger);
+    ar_buf_printf(b, ",\"errors\":%d,\"fired\":%lld,\"lastError\":", st->errors,
+                  (long long)st->fired);
+    if (st->last_error) {
+        ar_buf_json_string(b, st->last_error);
+    } else {
+        ar_buf_puts(b, "null");
+    }
+    const int64_t times[] = {st->baseline_at, st->last_poll_at, st->last_ok_at, st->next_poll_at};
+    const char *const names[] = {"baselineAt", "lastPollAt", "lastOkAt", "nextPollAt"};
+    for (size_t i = 0; i < AR_ARRAY_SIZE(times); i++) {
+        char iso[40];
+        ar_buf_printf(b, ",\"%s\":", names[i]);
+        if (times[i]) {
+            ar_format_iso_ms(times[i], iso, sizeof(iso));
+            ar_buf_json_string(b, iso);
+        } else {
+            ar_buf_puts(b, "null");
+        }
+    }
+    ar_buf_puts(b, "}");
+    return 0;
+}
+
+static int poll_failing_cb(void *data, const struct ar_poll_state *st)
+{
+    struct ar_buf *b = data;
+    if (st->errors > 0) {
+        /* "poll zendesk.newTickets [options hash]": the middle word names it. */
+        const char *name = strchr(st->trigger, ' ');
+        name = name ? name + 1 : st->trigger;
+        ar_buf_printf(b, " (%.*s failing, %d in a row)", (int)strcspn(name, " "), name,
+                      st->errors);
+    }
+    return 0;
+}
+
 int ar__cli_list(struct ar_cli *cli, int argc, char **argv)
 {
     int as_json = 0;
@@ -59,6 +104,10 @@ int ar__cli_list(struct ar_cli *cli, int argc, char **argv)
                 ar_buf_puts(&json, ",\"error\":");
                 ar_buf_json_string(&json, err);
             }
+            struct ar_buf polls = {0};
+            ar_history_poll_list(e->history, names[i], poll_row_cb, &polls);
+            ar_buf_printf(&json, ",\"polls\":[%s]", polls.data ? polls.data : "");
+            ar_buf_free(&polls);
             ar_buf_puts(&json, ",\"lastRun\":");
             if (has_last) {
                 ar__cli_json_run(&json, &rec);
@@ -74,6 +123,9 @@ int ar__cli_list(struct ar_cli *cli, int argc, char **argv)
                 char when[32];
                 ar__cli_format_time(rec.started_at, when, sizeof(when));
                 snprintf(last, sizeof(last), "%s %s", rec.status, when);
+            }
+            if (loaded) {
+                ar_history_poll_list(e->history, names[i], poll_failing_cb, &trig);
             }
             const char *cells[] = {names[i], loaded ? trig.data : "(does not load)", next, last,
                                    loaded ? (r->description ? r->description : "") : err};

@@ -25,6 +25,8 @@ int ar__cli_serve(struct ar_cli *cli, int argc, char **argv)
                                        argv[i]);
         }
     }
+    /* A service must run the recipes it was given, never the examples (one has a cron). */
+    cli->no_examples = 1;
     struct ar_engine *e;
     if (ar__cli_engine(cli, &e) != 0) {
         return AR_EXIT_USAGE;

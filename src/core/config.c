@@ -127,6 +127,19 @@ int ar_config_set(struct ar_config *cfg, const char *key, const char *value, cha
         named_set(&cfg->apis, &cfg->n_apis, key + 4, value);
         return 0;
     }
+    if (strncmp(key, "plugin.", 7) == 0) {
+        /* plugin.NAME.KEY: the plugin reads KEY (any case, dots allowed) when it wants it. */
+        const char *dot = strchr(key + 7, '.');
+        char *name = dot ? ar_strndup(key + 7, (size_t)(dot - key - 7)) : NULL;
+        int ok = name != NULL && ar_name_valid(name) && dot[1] != '\0';
+        free(name);
+        if (ok) {
+            named_set(&cfg->plugin_settings, &cfg->n_plugin_settings, key + 7, value);
+            return 0;
+        }
+        snprintf(err, errlen, "'%s': plugin settings are plugin.NAME.KEY", key);
+        return AR_EINVAL;
+    }
     for (size_t i = 0; i < AR_ARRAY_SIZE(settings); i++) {
         if (strcmp(settings[i].key, key) == 0) {
             return apply(cfg, &settings[i], value, err, errlen);
@@ -323,6 +336,27 @@ const char *ar_config_api_base(const struct ar_config *cfg, const char *name)
     return named_get(cfg->apis, cfg->n_apis, name);
 }
 
+const char *ar_config_plugin_setting(const struct ar_config *cfg, const char *plugin,
+                                     const char *key)
+{
+    char env[160];
+    int n = snprintf(env, sizeof(env), "AUTORUN_PLUGIN_%s_%s", plugin, key);
+    if (n <= 0 || (size_t)n >= sizeof(env)) {
+        return NULL;
+    }
+    for (char *p = env; *p; p++) {
+        *p = *p == '.' || *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    }
+    const char *v = getenv(env);
+    if (v != NULL) {
+        return v;
+    }
+    char *full = ar_asprintf("%s.%s", plugin, key);
+    v = named_get(cfg->plugin_settings, cfg->n_plugin_settings, full);
+    free(full);
+    return v;
+}
+
 void ar_config_free(struct ar_config *cfg)
 {
     if (cfg == NULL) {
@@ -347,6 +381,11 @@ void ar_config_free(struct ar_config *cfg)
         free(cfg->apis[i].url);
     }
     free(cfg->apis);
+    for (size_t i = 0; i < cfg->n_plugin_settings; i++) {
+        free(cfg->plugin_settings[i].name);
+        free(cfg->plugin_settings[i].url);
+    }
+    free(cfg->plugin_settings);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -361,4 +400,6 @@ void ar_config_print_reference(void)
            "sqlite:PATH or postgres://... for sql.query(NAME, ...)");
     printf("%-22s %-30s %-16s %s\n", "api.NAME", "<NAME>_API_BASE", "-",
            "API base URL for plugin NAME (e.g. TRELLO_API_BASE)");
+    printf("%-22s %-30s %-16s %s\n", "plugin.NAME.KEY", "AUTORUN_PLUGIN_<NAME>_<KEY>", "-",
+           "a setting native plugin NAME reads (see docs/plugins.md)");
 }

@@ -42,6 +42,8 @@ struct ar_config {
     size_t n_dbs;
     struct ar_named_url *apis; /* owned; api.NAME / <NAME>_API_BASE */
     size_t n_apis;
+    struct ar_named_url *plugin_settings; /* owned; plugin.NAME.KEY ("NAME.KEY" -> value) */
+    size_t n_plugin_settings;
 };
 
 struct ar_config_locations {
@@ -62,6 +64,10 @@ void ar_config_free(struct ar_config *cfg);
 
 const char *ar_config_db_url(const struct ar_config *cfg, const char *name);
 const char *ar_config_api_base(const struct ar_config *cfg, const char *name);
+/* A native plugin's setting: the environment variable AUTORUN_PLUGIN_<NAME>_<KEY> (upper
+ * case, '.' and '-' read as '_') wins over plugin.NAME.KEY from the file; NULL if unset. */
+const char *ar_config_plugin_setting(const struct ar_config *cfg, const char *plugin,
+                                     const char *key);
 
 /* Prints the settings reference (key, environment variable, default, help). */
 void ar_config_print_reference(void);

@@ -23,6 +23,7 @@ struct item {
     int64_t id;
     int64_t not_before; /* unix ms; 0 = at once */
     struct rqueue *rq;  /* borrowed */
+    uint64_t commit;    /* the history commit that holds the row (see unsynced) */
 };
 
 /* The ready rows of one recipe, oldest first. */
@@ -34,6 +35,20 @@ struct rqueue {
     int64_t n;       /* ready rows */
     int64_t n_fresh; /* pushed but not committed yet */
     int blocked;     /* the recipe does not load: set aside until a reload */
+};
+
+/* Syncs in flight at once. A sync covers the commits made before it started, so while one
+ * waits for the disk the next batch can already be on its way: with a single sync, an event
+ * committed just after a sync began waited for that sync and then its own. Two (with the
+ * checkpoint, three) leave one of libuv's four worker threads to customer database queries. */
+#define SYNCS_MAX 2
+
+struct sync_slot {
+    uv_work_t work;
+    struct ar_queue *q; /* borrowed */
+    uint64_t target;    /* the commits this sync makes durable */
+    int rc;             /* its result, written by the worker thread */
+    int busy;
 };
 
 struct ar_queue_watch {
@@ -55,6 +70,20 @@ struct ar_queue {
     int64_t n_delayed;
     struct item *fresh;         /* owned list: pushed since the last commit, in order */
     struct item **fresh_tail;
+    /* Group commit: with the history's sync deferred, a commit only writes the WAL and a
+     * worker thread syncs it while the loop goes on. Rows committed but not yet synced wait
+     * here, so a run never starts for an event a power cut could still take back. */
+    struct item *unsynced;      /* owned list, in commit order */
+    struct item **unsynced_tail;
+    struct sync_slot syncs[SYNCS_MAX];
+    int syncing;                /* syncs in flight */
+    uint64_t sync_started;      /* the highest target of a sync started so far */
+    uint64_t durable;           /* commits known to be on disk */
+    uv_work_t ckpt_work;        /* a WAL checkpoint, off the loop thread too */
+    int ckpt_busy;
+    int ckpt_rc;                /* written by the worker thread */
+    ar_queue_durable_cb durable_cb;
+    void *durable_data;
     struct ar_queue_watch watches; /* list head */
     int paused;
     int closing;
@@ -352,6 +381,159 @@ int ar_queue_push(struct ar_queue *q, const struct ar_queue_event *ev, int64_t *
     return 0;
 }
 
+/* ---- group commit ---- */
+
+static int deferred(const struct ar_queue *q)
+{
+    return ar_history_sync_deferred(q->e->history);
+}
+
+uint64_t ar_queue_committed(const struct ar_queue *q)
+{
+    return ar_history_commits(q->e->history);
+}
+
+uint64_t ar_queue_durable(const struct ar_queue *q)
+{
+    return deferred(q) ? q->durable : ar_history_commits(q->e->history);
+}
+
+void ar_queue_on_durable(struct ar_queue *q, ar_queue_durable_cb cb, void *data)
+{
+    q->durable_cb = cb;
+    q->durable_data = data;
+}
+
+/* Rows whose commit is now on disk become ready to run. */
+static void place_durable(struct ar_queue *q)
+{
+    int any = 0;
+    while (q->unsynced && q->unsynced->commit <= q->durable) {
+        struct item *it = q->unsynced;
+        q->unsynced = it->next;
+        it->rq->n_fresh--;
+        place(q, it);
+        any = 1;
+    }
+    if (q->unsynced == NULL) {
+        q->unsynced_tail = &q->unsynced;
+    }
+    if (any) {
+        schedule_dispatch(q);
+        arm_delay_timer(q);
+    }
+}
+
+static void mark_durable(struct ar_queue *q, uint64_t upto, int status)
+{
+    if (upto > q->durable) {
+        q->durable = upto;
+    }
+    place_durable(q);
+    if (q->durable_cb) {
+        q->durable_cb(q->durable_data, upto, status);
+    }
+}
+
+static void sync_work_cb(uv_work_t *req)
+{
+    struct sync_slot *sl = ar_container_of(req, struct sync_slot, work);
+    sl->rc = ar_history_sync(sl->q->e->history);
+}
+
+static void sync_start(struct ar_queue *q);
+static void queue_release(struct ar_queue *q);
+
+static void sync_after_cb(uv_work_t *req, int status)
+{
+    struct sync_slot *sl = ar_container_of(req, struct sync_slot, work);
+    struct ar_queue *q = sl->q;
+    sl->busy = 0;
+    q->syncing--;
+    if (q->closing) {
+        queue_release(q);
+        return;
+    }
+    q->handles--;
+    int rc = status == 0 ? sl->rc : AR_EIO;
+    if (rc != 0) {
+        /* The rows are committed, so they still run; whoever was promised durability hears
+         * that it is not certain. */
+        ar_log_error("queue", "history.db: cannot sync the WAL to disk: %s", ar_strerror(rc));
+    }
+    /* Syncs may end out of order; each one covers everything committed before it began. */
+    mark_durable(q, sl->target, rc);
+    sync_start(q);
+}
+
+/* Starts a sync of the commits no sync covers yet, when a slot is free. */
+static void sync_start(struct ar_queue *q)
+{
+    uint64_t commits = ar_history_commits(q->e->history);
+    if (q->closing || !deferred(q) || commits <= q->sync_started || commits <= q->durable ||
+        q->syncing >= SYNCS_MAX) {
+        return;
+    }
+    struct sync_slot *sl = NULL;
+    for (int i = 0; i < SYNCS_MAX && sl == NULL; i++) {
+        sl = q->syncs[i].busy ? NULL : &q->syncs[i];
+    }
+    sl->q = q;
+    sl->target = commits;
+    sl->busy = 1;
+    q->sync_started = commits;
+    q->syncing++;
+    q->handles++;
+    if (uv_queue_work(&q->e->loop, &sl->work, sync_work_cb, sync_after_cb) != 0) {
+        sl->busy = 0;
+        q->syncing--;
+        q->handles--;
+        int rc = ar_history_sync(q->e->history);
+        mark_durable(q, commits, rc);
+    }
+}
+
+static void ckpt_work_cb(uv_work_t *req)
+{
+    struct ar_queue *q = ar_container_of(req, struct ar_queue, ckpt_work);
+    q->ckpt_rc = ar_history_checkpoint(q->e->history);
+}
+
+static void ckpt_after_cb(uv_work_t *req, int status)
+{
+    struct ar_queue *q = ar_container_of(req, struct ar_queue, ckpt_work);
+    q->ckpt_busy = 0;
+    if (q->ckpt_rc != 0 && !q->closing) {
+        ar_log_warn("queue", "history.db: a checkpoint failed; the next one tries again");
+    }
+    queue_release(q);
+}
+
+static void ckpt_start(struct ar_queue *q)
+{
+    if (q->ckpt_busy || q->closing ||
+        ar_history_wal_pages(q->e->history) < AR_HISTORY_CHECKPOINT_PAGES) {
+        return;
+    }
+    q->ckpt_busy = 1;
+    q->handles++;
+    if (uv_queue_work(&q->e->loop, &q->ckpt_work, ckpt_work_cb, ckpt_after_cb) != 0) {
+        q->ckpt_busy = 0;
+        q->handles--;
+    }
+}
+
+int ar_queue_sync(struct ar_queue *q)
+{
+    uint64_t commits = ar_history_commits(q->e->history);
+    if (!deferred(q) || commits <= q->durable) {
+        return 0;
+    }
+    int rc = ar_history_sync(q->e->history);
+    mark_durable(q, commits, rc);
+    return rc;
+}
+
 int ar_queue_commit(struct ar_queue *q)
 {
     struct ar_history *h = q->e->history;
@@ -363,20 +545,27 @@ int ar_queue_commit(struct ar_queue *q)
     struct item *it = q->fresh;
     q->fresh = NULL;
     q->fresh_tail = &q->fresh;
-    int any = it != NULL;
+    uint64_t commit = ar_history_commits(h);
     while (it) {
         struct item *next = it->next;
-        it->rq->n_fresh--;
         if (rc == 0) {
-            place(q, it);
+            it->commit = commit;
+            it->next = NULL;
+            *q->unsynced_tail = it;
+            q->unsynced_tail = &it->next;
         } else {
+            it->rq->n_fresh--;
             free(it);
         }
         it = next;
     }
-    if (any && rc == 0) {
-        schedule_dispatch(q);
-        arm_delay_timer(q);
+    if (deferred(q)) {
+        place_durable(q);
+        sync_start(q);
+        ckpt_start(q);
+    } else {
+        q->durable = commit;
+        place_durable(q);
     }
     return rc;
 }
@@ -483,8 +672,9 @@ static void start_item(struct ar_queue *q, struct item *it)
         .attempt = rec.attempt,
         .queued_id = it->id,
     };
-    ar_log_info("queue", "run %lld (%s) starts: %s event, attempt %d", (long long)it->id,
-                rec.recipe, rec.trigger, rec.attempt);
+    /* Debug: at thousands of runs a second, the line that says how each ended is enough. */
+    ar_log_debug("queue", "run %lld (%s) starts: %s event, attempt %d", (long long)it->id,
+                 rec.recipe, rec.trigger, rec.attempt);
     rc = ar_run_start(e, &opts, run_done_cb, q, err, sizeof(err));
     if (rc != 0) {
         /* The row stays queued and is tried again at the next start of the service. */
@@ -645,6 +835,10 @@ int ar_queue_recover(struct ar_queue *q, int64_t *interrupted, int64_t *queued)
     if (rc == 0) {
         rc = ar_queue_commit(q);
     }
+    if (rc == 0) {
+        /* The rows loaded next start at once: what was written above must be on disk. */
+        rc = ar_queue_sync(q);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -671,10 +865,16 @@ int ar_queue_create(struct ar_engine *e, struct ar_metrics *metrics, struct ar_q
     q->e = e;
     q->metrics = metrics;
     q->fresh_tail = &q->fresh;
+    q->unsynced_tail = &q->unsynced;
     q->watches.next = q->watches.prev = &q->watches;
     uv_idle_init(&e->loop, &q->idle);
     uv_timer_init(&e->loop, &q->delay_timer);
     q->handles = 2;
+    /* A durable history (the service's) syncs commits on a worker thread from now on. */
+    if (ar_history_defer_sync(e->history) != 0) {
+        ar_log_warn("queue", "history.db: commits will wait for the disk: %s",
+                    ar_history_errmsg(e->history));
+    }
     *out = q;
     return 0;
 }
@@ -688,9 +888,9 @@ static void free_items(struct item *it)
     }
 }
 
-static void queue_close_cb(uv_handle_t *h)
+/* One of the handles (or the sync in flight) is done; the last one frees the queue. */
+static void queue_release(struct ar_queue *q)
 {
-    struct ar_queue *q = h->data;
     if (--q->handles > 0) {
         return;
     }
@@ -703,10 +903,17 @@ static void queue_close_cb(uv_handle_t *h)
     }
     free_items(q->delayed);
     free_items(q->fresh);
+    /* Committed rows stay queued in the database, for the next start. */
+    free_items(q->unsynced);
     while (q->watches.next != &q->watches) {
         ar_queue_unwatch(q->watches.next);
     }
     free(q);
+}
+
+static void queue_close_cb(uv_handle_t *h)
+{
+    queue_release(h->data);
 }
 
 void ar_queue_close(struct ar_queue *q)

@@ -71,6 +71,23 @@ int ar_queue_push(struct ar_queue *q, const struct ar_queue_event *ev, int64_t *
  * the service before the loop waits and after I/O callbacks ran. */
 int ar_queue_commit(struct ar_queue *q);
 
+/* Group commit. When the history is durable (the service), ar_queue_create() defers its syncs:
+ * a commit only writes the WAL, and the queue syncs it on a worker thread, one sync at a time,
+ * each covering every commit made before it started. A committed row is dispatched only once
+ * its commit is on disk. Commits are numbered (ar_queue_committed(): the number of the latest);
+ * ar_queue_durable() is the number up to which they are on disk (all of them when the history
+ * is not durable). Whoever promises durability (a webhook's 202) answers once
+ * ar_queue_durable() reaches the commit that held the event. */
+uint64_t ar_queue_committed(const struct ar_queue *q);
+uint64_t ar_queue_durable(const struct ar_queue *q);
+/* Called on the loop each time a sync ends: the commits up to `upto` are on disk (status 0),
+ * or their sync failed (AR_EIO: they are committed but may not survive a power cut). One
+ * callback per queue; cb NULL removes it. */
+typedef void (*ar_queue_durable_cb)(void *data, uint64_t upto, int status);
+void ar_queue_on_durable(struct ar_queue *q, ar_queue_durable_cb cb, void *data);
+/* Syncs every commit made so far now, blocking (start-up, shutdown); 0 or AR_EIO. */
+int ar_queue_sync(struct ar_queue *q);
+
 /* While paused no run starts (events are still queued): reloads and shutdown drain this way. */
 void ar_queue_pause(struct ar_queue *q, int paused);
 /* Recipes whose load failed are set aside until this is called (after a reload). */

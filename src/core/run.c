@@ -257,7 +257,8 @@ int ar_run_start(struct ar_engine *e, const struct ar_run_opts *opts, ar_run_don
         }
     }
 
-    char *input = redacted(run, run->input_json);
+    /* A queued row already holds its (redacted) input; only a new row needs it. */
+    char *input = opts->queued_id > 0 ? NULL : redacted(run, run->input_json);
     struct ar_run_record rec = {
         .recipe = recipe->name,
         .trigger = run->trigger,
@@ -294,6 +295,7 @@ int ar_run_start(struct ar_engine *e, const struct ar_run_opts *opts, ar_run_don
     run->started_hr = uv_hrtime();
     run->deadline_hr = run->started_hr + (uint64_t)recipe->timeout_ms * 1000000u;
     uv_timer_init(&e->loop, &run->timeout_timer);
+    uv_update_time(&e->loop); /* the cached loop time may be old: count from now */
     uv_timer_start(&run->timeout_timer, timeout_cb, (uint64_t)recipe->timeout_ms, 0);
     run->next = e->runs.next;
     run->prev = &e->runs;

@@ -12,6 +12,7 @@
 #include "db/history.h"
 #include "js/vm.h"
 #include "net/http_server.h"
+#include "trigger/poller.h"
 #include "trigger/scheduler.h"
 #include "trigger/webhook.h"
 
@@ -32,6 +33,7 @@ struct service {
     struct ar_queue *q;            /* owned; freed by its close */
     struct ar_webhooks *hooks;     /* owned */
     struct ar_scheduler *sched;    /* owned */
+    struct ar_poller *poller;      /* owned */
     struct ar_http_server *http;   /* owned; freed by its close */
     uv_prepare_t prepare;
     uv_check_t check;
@@ -83,6 +85,7 @@ static void load_triggers(struct service *s)
 {
     s->n_webhooks = ar_webhooks_load(s->hooks);
     s->n_crons = ar_scheduler_load(s->sched);
+    ar_poller_load(s->poller);
 }
 
 /* The swap: no run is active, so the old VM (and the recipes compiled into it) can go. */
@@ -187,6 +190,8 @@ static void close_all(struct service *s)
     }
     ar_scheduler_destroy(s->sched);
     s->sched = NULL;
+    ar_poller_destroy(s->poller);
+    s->poller = NULL;
     if (s->q) {
         ar_queue_close(s->q);
         s->q = NULL;
@@ -242,6 +247,8 @@ static void begin_stop(struct service *s, int signum)
     ar_queue_pause(s->q, 1);
     ar_scheduler_destroy(s->sched);
     s->sched = NULL;
+    ar_poller_destroy(s->poller);
+    s->poller = NULL;
     if (s->watching) {
         uv_fs_event_stop(&s->watch);
     }
@@ -439,6 +446,7 @@ int ar_service_run(struct ar_engine *e, const struct ar_service_opts *opts)
     ar_queue_create(e, s->metrics, &s->q);
     ar_webhooks_create(e, s->q, s->metrics, &s->hooks);
     ar_scheduler_create(e, s->q, &s->sched);
+    ar_poller_create(e, s->q, &s->poller);
     s->n_recipes = load_recipes(s);
 
     /* Listen first: a second instance or a port in use fails before anything is changed. */

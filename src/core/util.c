@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 void *ar_malloc(size_t n)
 {
@@ -431,4 +432,22 @@ int ar_name_valid(const char *name)
         }
     }
     return n >= 1 && n <= 64;
+}
+
+char *ar_exe_share_dir(void)
+{
+    char exe[4096];
+    size_t len = sizeof(exe);
+    if (uv_exepath(exe, &len) != 0 || len == 0) {
+        return NULL;
+    }
+    /* /usr/bin/autorun -> /usr: drop the file name, then the bin directory. */
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(exe, '/');
+        if (slash == NULL) {
+            return NULL;
+        }
+        *slash = '\0';
+    }
+    return ar_asprintf("%s/share/autorun", exe);
 }

@@ -52,5 +52,9 @@ int ar_mkdir_p(const char *path, int mode);
 char *ar_path_join(const char *a, const char *b);
 /* True when name is a safe recipe or plugin name: [A-Za-z0-9_-], 1..64 chars. */
 int ar_name_valid(const char *name);
+/* "<dir of the executable>/../share/autorun" (owned; NULL if the executable's path is
+ * unknown): where an installed autorun finds its shipped plugins and example recipes,
+ * whatever prefix or DESTDIR it was unpacked into. */
+char *ar_exe_share_dir(void);
 
 #endif

@@ -732,6 +732,14 @@ int ar_custdb_get(struct ar_custdb *c, const char *name, struct ar_custdb_db **o
         db->backend = BACKEND_SQLITE;
         db->path = ar_path_join(c->cfg->home, "customers.db");
         add_seed(db, c->cfg->recipes_dir);
+        /* Where a package put the examples, wherever it was installed. */
+        char *share = ar_exe_share_dir();
+        if (share) {
+            char *dir = ar_path_join(share, "recipes");
+            add_seed(db, dir);
+            free(dir);
+            free(share);
+        }
         add_seed(db, AR_SHARE_DIR "/recipes");
 #ifdef AR_SOURCE_DIR
         add_seed(db, AR_SOURCE_DIR "/recipes");

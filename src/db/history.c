@@ -53,6 +53,7 @@ enum queue_stmt_id {
     QST_DELIVERY_ADD,
     QST_CRON_LAST,
     QST_CRON_SET,
+    QST_GET,
     QST_COUNT
 };
 
@@ -68,6 +69,10 @@ static const char *const queue_stmt_sql[QST_COUNT] = {
     [QST_CRON_LAST] = "SELECT last_fire FROM cron_state WHERE recipe=? AND schedule=?",
     [QST_CRON_SET] = "INSERT INTO cron_state (recipe, schedule, last_fire) VALUES (?,?,?) "
                      "ON CONFLICT(recipe, schedule) DO UPDATE SET last_fire=excluded.last_fire",
+    /* The queue reads every row it starts: parsing this once per row was most of a start. */
+    [QST_GET] = "SELECT id, recipe, trigger, status, attempt, dry_run, queued_at, started_at, "
+                "finished_at, duration_ms, input, result, error, error_stack, replay_of "
+                "FROM runs WHERE id=?",
 };
 
 struct ar_history {
@@ -75,6 +80,13 @@ struct ar_history {
     sqlite3_stmt *stmt[ST_COUNT]; /* owned */
     sqlite3_stmt *qstmt[QST_COUNT]; /* owned; NULL until first used */
     int in_batch;
+    int durable;        /* ar_history_set_durable(h, 1) */
+    int defer_sync;     /* ar_history_defer_sync(): durable commits are synced by the caller */
+    uint64_t commits;   /* commits that wrote something, for ar_history_sync() callers */
+    char *wal_path;     /* owned; set by ar_history_defer_sync(), then read-only */
+    char *db_path;      /* owned; likewise */
+    int wal_pages;      /* frames in the WAL after the last commit (deferred mode) */
+    sqlite3 *ckpt_db;   /* owned; ar_history_checkpoint()'s connection, opened on first use */
 };
 
 #define RUN_COLUMNS                                                                              \
@@ -182,12 +194,39 @@ out:
     return 0;
 }
 
+/* Closing the last connection normally checkpoints the WAL into the database: two fsyncs,
+ * then a third when the next process restarts the WAL, which is most of what a short
+ * `autorun run` costs. While the WAL is small the checkpoint is left to a later process
+ * (or to the service's automatic checkpoints); the next open then rebuilds the WAL index
+ * by reading at most this much, which costs far less than an fsync. Committed runs are in
+ * the WAL either way. */
+#define WAL_KEEP_ON_CLOSE_BYTES (1024 * 1024)
+
+static void skip_small_checkpoint(struct ar_history *h)
+{
+    const char *db = sqlite3_db_filename(h->db, "main");
+    if (db == NULL || *db == '\0') {
+        return;
+    }
+    char *wal = ar_asprintf("%s-wal", db);
+    struct stat st;
+    if (stat(wal, &st) == 0 && st.st_size < WAL_KEEP_ON_CLOSE_BYTES) {
+        sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    }
+    free(wal);
+}
+
 void ar_history_close(struct ar_history *h)
 {
     if (h == NULL) {
         return;
     }
     ar_history_commit(h);
+    if (ar_history_sync_deferred(h)) {
+        /* The last commits are durable like every other: nobody is left to sync them. */
+        ar_history_sync(h);
+    }
+    skip_small_checkpoint(h);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(h->stmt[i]);
     }
@@ -195,6 +234,9 @@ void ar_history_close(struct ar_history *h)
         sqlite3_finalize(h->qstmt[i]);
     }
     sqlite3_close(h->db);
+    sqlite3_close(h->ckpt_db);
+    free(h->wal_path);
+    free(h->db_path);
     free(h);
 }
 
@@ -234,6 +276,7 @@ int ar_history_commit(struct ar_history *h)
         exec(h, "ROLLBACK");
         return AR_EIO;
     }
+    h->commits++;
     return 0;
 }
 
@@ -429,9 +472,24 @@ static int get_one(struct ar_history *h, const char *sql, const char *arg, int64
     return rc;
 }
 
+static sqlite3_stmt *queue_stmt(struct ar_history *h, enum queue_stmt_id id);
+
 int ar_history_get(struct ar_history *h, int64_t id, struct ar_run_record *out)
 {
-    return get_one(h, "SELECT " RUN_COLUMNS " FROM runs WHERE id=?", NULL, id, out);
+    sqlite3_stmt *st = queue_stmt(h, QST_GET);
+    if (st == NULL) {
+        return AR_EIO;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st), rc = AR_ENOENT;
+    if (s == SQLITE_ROW) {
+        read_run(st, out);
+        rc = 0;
+    } else if (s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_reset(st);
+    return rc;
 }
 
 int ar_history_last(struct ar_history *h, const char *recipe, struct ar_run_record *out)
@@ -577,9 +635,120 @@ int ar_store_del(struct ar_history *h, const char *recipe, const char *key)
 
 /* ---- The run queue of `autorun serve` ---- */
 
+/* FULL makes every commit sync the WAL before it returns; with the sync deferred the commit
+ * only writes it (NORMAL) and ar_history_sync() does the same fdatasync later, off the loop. */
+static int apply_synchronous(struct ar_history *h)
+{
+    return exec(h, h->durable && !h->defer_sync ? "PRAGMA synchronous=FULL"
+                                                : "PRAGMA synchronous=NORMAL");
+}
+
 int ar_history_set_durable(struct ar_history *h, int full)
 {
-    return exec(h, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    h->durable = full != 0;
+    return apply_synchronous(h);
+}
+
+/* SQLite's automatic checkpoint runs inside a commit, on the loop thread, and syncs twice. With
+ * the sync deferred the queue checkpoints on a worker instead (ar_history_checkpoint()); this
+ * hook only notes the WAL's size, and checkpoints here, the old way, only when the worker's
+ * passive checkpoints cannot keep up with a steady stream of commits, so the WAL stays bounded. */
+#define WAL_FORCE_CHECKPOINT_PAGES (4 * AR_HISTORY_CHECKPOINT_PAGES)
+
+static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct ar_history *h = arg;
+    h->wal_pages = pages;
+    if (pages >= WAL_FORCE_CHECKPOINT_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
+    return SQLITE_OK;
+}
+
+int ar_history_defer_sync(struct ar_history *h)
+{
+    if (h->defer_sync) {
+        return 0;
+    }
+    const char *db = sqlite3_db_filename(h->db, "main");
+    if (db == NULL || *db == '\0') {
+        return AR_EINVAL;
+    }
+    /* Which WAL file a commit went to must be on disk too: SQLite syncs the directory when it
+     * creates the WAL only at the WAL's first sync, which is now ours to make. */
+    char *dir = ar_strdup(db);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        *(slash == dir ? slash + 1 : slash) = '\0';
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+    }
+    free(dir);
+    h->wal_path = ar_asprintf("%s-wal", db);
+    h->db_path = ar_strdup(db);
+    h->defer_sync = 1;
+    sqlite3_wal_hook(h->db, wal_hook_cb, h);
+    int rc = apply_synchronous(h);
+    if (rc == 0) {
+        rc = ar_history_sync(h);
+    }
+    return rc;
+}
+
+int ar_history_sync_deferred(const struct ar_history *h)
+{
+    return h->durable && h->defer_sync;
+}
+
+uint64_t ar_history_commits(const struct ar_history *h)
+{
+    return h->commits;
+}
+
+int ar_history_wal_pages(const struct ar_history *h)
+{
+    return h->defer_sync ? h->wal_pages : 0;
+}
+
+int ar_history_checkpoint(struct ar_history *h)
+{
+    if (h->db_path == NULL) {
+        return 0;
+    }
+    if (h->ckpt_db == NULL) {
+        if (sqlite3_open_v2(h->db_path, &h->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+            sqlite3_close(h->ckpt_db);
+            h->ckpt_db = NULL;
+            return AR_EIO;
+        }
+        /* Like the service's own connection: the WAL is synced before pages are copied into
+         * the database, and the database after. */
+        sqlite3_exec(h->ckpt_db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    }
+    /* Passive: it copies what it can without waiting for the loop thread's writes. */
+    int rc = sqlite3_wal_checkpoint_v2(h->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : AR_EIO;
+}
+
+int ar_history_sync(struct ar_history *h)
+{
+    if (h->wal_path == NULL) {
+        return 0;
+    }
+    /* Opened by name each time: an fsync reaches the file, whichever descriptor wrote it, and
+     * a WAL that SQLite removed and made again is still the one found. No WAL means every
+     * commit was checkpointed into the database file, which SQLite synced itself. */
+    int fd = open(h->wal_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? 0 : AR_EIO;
+    }
+    int rc = fdatasync(fd) == 0 ? 0 : AR_EIO;
+    close(fd);
+    return rc;
 }
 
 static sqlite3_stmt *queue_stmt(struct ar_history *h, enum queue_stmt_id id)
@@ -778,4 +947,213 @@ int ar_history_cron_set(struct ar_history *h, const char *recipe, const char *sc
     bind_text(st, 2, schedule);
     sqlite3_bind_int64(st, 3, last_ms);
     return step_done(st);
+}
+
+/* ---- Poll and newRow triggers ---- */
+
+void ar_poll_state_free(struct ar_poll_state *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    free(st->trigger);
+    free(st->cursor);
+    free(st->last_error);
+    memset(st, 0, sizeof(*st));
+}
+
+#define POLL_COLUMNS                                                                             \
+    "trigger, cursor, baseline_at, last_poll_at, last_ok_at, errors, last_error, next_poll_at, " \
+    "fired"
+
+static void read_poll(sqlite3_stmt *st, struct ar_poll_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->trigger = col_text(st, 0);
+    out->cursor = col_text(st, 1);
+    out->baseline_at = sqlite3_column_int64(st, 2);
+    out->last_poll_at = sqlite3_column_int64(st, 3);
+    out->last_ok_at = sqlite3_column_int64(st, 4);
+    out->errors = sqlite3_column_int(st, 5);
+    out->last_error = col_text(st, 6);
+    out->next_poll_at = sqlite3_column_int64(st, 7);
+    out->fired = sqlite3_column_int64(st, 8);
+}
+
+int ar_history_poll_get(struct ar_history *h, const char *recipe, const char *trigger,
+                        struct ar_poll_state *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT " POLL_COLUMNS " FROM poll_state WHERE recipe=? AND trigger=?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, trigger);
+    int s = sqlite3_step(st), rc = AR_ENOENT;
+    if (s == SQLITE_ROW) {
+        read_poll(st, out);
+        rc = 0;
+    } else if (s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ar_history_poll_put(struct ar_history *h, const char *recipe, const char *trigger,
+                        const struct ar_poll_state *p)
+{
+    sqlite3_stmt *st;
+    if (batch(h) != 0 ||
+        sqlite3_prepare_v2(h->db,
+                           "INSERT OR REPLACE INTO poll_state (recipe, " POLL_COLUMNS
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, trigger);
+    bind_text(st, 3, p->cursor);
+    bind_time(st, 4, p->baseline_at);
+    bind_time(st, 5, p->last_poll_at);
+    bind_time(st, 6, p->last_ok_at);
+    sqlite3_bind_int(st, 7, p->errors);
+    bind_text(st, 8, p->last_error);
+    bind_time(st, 9, p->next_poll_at);
+    sqlite3_bind_int64(st, 10, p->fired);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_DONE ? 0 : AR_EIO;
+}
+
+int ar_history_poll_list(struct ar_history *h, const char *recipe, ar_poll_row_cb cb, void *data)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT " POLL_COLUMNS " FROM poll_state WHERE recipe=? ORDER BY trigger",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    int rc = 0, s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ar_poll_state p;
+        read_poll(st, &p);
+        rc = cb(data, &p);
+        ar_poll_state_free(&p);
+    }
+    if (rc == 0 && s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ar_history_poll_seen(struct ar_history *h, const char *recipe, const char *trigger,
+                         const char *item)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT 1 FROM poll_seen WHERE recipe=? AND trigger=? AND item=?", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, trigger);
+    bind_text(st, 3, item);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? AR_ENOENT : AR_EIO;
+}
+
+int ar_history_poll_see(struct ar_history *h, const char *recipe, const char *trigger,
+                        const char *item, int64_t at)
+{
+    sqlite3_stmt *st;
+    if (batch(h) != 0 ||
+        sqlite3_prepare_v2(h->db,
+                           "INSERT OR IGNORE INTO poll_seen (recipe, trigger, item, seen_at) "
+                           "VALUES (?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, trigger);
+    bind_text(st, 3, item);
+    sqlite3_bind_int64(st, 4, at);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_DONE ? 0 : AR_EIO;
+}
+
+int ar_history_poll_trim(struct ar_history *h, const char *recipe, const char *trigger,
+                         int64_t keep)
+{
+    sqlite3_stmt *st;
+    if (batch(h) != 0 ||
+        sqlite3_prepare_v2(h->db,
+                           "DELETE FROM poll_seen WHERE recipe=?1 AND trigger=?2 AND id <= "
+                           "(SELECT id FROM poll_seen WHERE recipe=?1 AND trigger=?2 "
+                           "ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return AR_EIO;
+    }
+    bind_text(st, 1, recipe);
+    bind_text(st, 2, trigger);
+    sqlite3_bind_int64(st, 3, keep);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_DONE ? 0 : AR_EIO;
+}
+
+static int delete_runs(struct ar_history *h, const char *cond, int64_t id, const char *text,
+                       int64_t *count)
+{
+    static const char *const del[] = {
+        "DELETE FROM logs WHERE run_id IN (SELECT id FROM runs WHERE %s)",
+        "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE %s)",
+        "DELETE FROM runs WHERE %s",
+    };
+    if (batch(h) != 0) {
+        return AR_EIO;
+    }
+    for (size_t i = 0; i < AR_ARRAY_SIZE(del); i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), del[i], cond);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+            return AR_EIO;
+        }
+        if (text) {
+            bind_text(st, 1, text);
+        } else {
+            sqlite3_bind_int64(st, 1, id);
+        }
+        int s = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (s != SQLITE_DONE) {
+            return AR_EIO;
+        }
+        if (count) {
+            *count = sqlite3_changes(h->db);
+        }
+    }
+    return 0;
+}
+
+int ar_history_run_delete(struct ar_history *h, int64_t id)
+{
+    return delete_runs(h, "id=?1", id, NULL, NULL);
+}
+
+int ar_history_run_delete_running(struct ar_history *h, const char *trigger, int64_t *count)
+{
+    int64_t n = 0;
+    int rc = delete_runs(h, "trigger=?1 AND status='running'", 0, trigger, &n);
+    if (rc == 0) {
+        *count = n;
+    }
+    return rc;
 }

@@ -97,6 +97,27 @@ int ar_store_del(struct ar_history *h, const char *recipe, const char *key);
  * acknowledged survives a power loss too; `autorun run` keeps the cheaper default. */
 int ar_history_set_durable(struct ar_history *h, int full);
 
+/* Group commit without blocking the loop. After ar_history_defer_sync(), a durable history's
+ * commits only write the WAL (synchronous=NORMAL), and the caller makes them durable with
+ * ar_history_sync(), which does the fdatasync FULL would have done inside each commit: every
+ * commit counted by ar_history_commits() before ar_history_sync() started is on disk once it
+ * returns 0. ar_history_sync() touches nothing but the WAL file, so it may run on a worker
+ * thread while the loop thread goes on writing; it is also called by ar_history_close(). */
+int ar_history_defer_sync(struct ar_history *h);
+/* 1 when commits are durable only after ar_history_sync() (durable and deferred). */
+int ar_history_sync_deferred(const struct ar_history *h);
+/* How many commits have written something since the history was opened. */
+uint64_t ar_history_commits(const struct ar_history *h);
+int ar_history_sync(struct ar_history *h);
+/* With the sync deferred, SQLite's automatic checkpoint (which would sync twice inside a commit,
+ * on the loop thread) gives way to ar_history_checkpoint(), to be called on a worker thread
+ * (one at a time, never after ar_history_close()) once ar_history_wal_pages() reaches
+ * AR_HISTORY_CHECKPOINT_PAGES. Should those passive checkpoints fall behind, a commit
+ * checkpoints by itself at four times that, so the WAL stays bounded. */
+#define AR_HISTORY_CHECKPOINT_PAGES 1000
+int ar_history_wal_pages(const struct ar_history *h);
+int ar_history_checkpoint(struct ar_history *h);
+
 /* A row written by the queue. Strings are borrowed. */
 struct ar_queue_record {
     const char *recipe;
@@ -137,5 +158,43 @@ int ar_history_cron_last(struct ar_history *h, const char *recipe, const char *s
                          int64_t *last_ms);
 int ar_history_cron_set(struct ar_history *h, const char *recipe, const char *schedule,
                         int64_t last_ms);
+
+/* ---- Poll and newRow triggers (src/trigger/poller.c) ---- */
+
+/* One trigger's row in poll_state. Strings are owned when read (ar_poll_state_free), borrowed
+ * when written. */
+struct ar_poll_state {
+    char *trigger;       /* 'poll zendesk.newTickets' (read by ar_history_poll_list only) */
+    char *cursor;        /* JSON, or NULL */
+    int64_t baseline_at; /* 0: no baseline yet */
+    int64_t last_poll_at;
+    int64_t last_ok_at;
+    int errors;          /* failures in a row */
+    char *last_error;    /* or NULL */
+    int64_t next_poll_at;
+    int64_t fired;
+};
+void ar_poll_state_free(struct ar_poll_state *st);
+/* AR_ENOENT when the trigger has never been polled. */
+int ar_history_poll_get(struct ar_history *h, const char *recipe, const char *trigger,
+                        struct ar_poll_state *out);
+int ar_history_poll_put(struct ar_history *h, const char *recipe, const char *trigger,
+                        const struct ar_poll_state *st);
+typedef int (*ar_poll_row_cb)(void *data, const struct ar_poll_state *st);
+/* Every trigger of a recipe that was polled, by trigger. */
+int ar_history_poll_list(struct ar_history *h, const char *recipe, ar_poll_row_cb cb, void *data);
+/* The seen-id set: seen is 0 when item was recorded for the trigger, AR_ENOENT otherwise. */
+int ar_history_poll_seen(struct ar_history *h, const char *recipe, const char *trigger,
+                         const char *item);
+int ar_history_poll_see(struct ar_history *h, const char *recipe, const char *trigger,
+                        const char *item, int64_t at);
+/* Forgets all but the newest keep ids of a trigger. */
+int ar_history_poll_trim(struct ar_history *h, const char *recipe, const char *trigger,
+                         int64_t keep);
+/* Deletes a finished run with its logs and steps (an internal run that has nothing to tell). */
+int ar_history_run_delete(struct ar_history *h, int64_t id);
+/* Deletes the runs with this trigger left 'running' by a process that died; *count gets how
+ * many. */
+int ar_history_run_delete_running(struct ar_history *h, const char *trigger, int64_t *count);
 
 #endif

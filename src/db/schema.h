@@ -89,6 +89,30 @@ static const char *const ar__schema_migrations[] = {
     "  last_fire INTEGER NOT NULL,"   /* unix ms of the scheduled time last fired (or skipped) */
     "  PRIMARY KEY (recipe, schedule)"
     ") WITHOUT ROWID;",
+    /* 4: poll and newRow triggers (src/trigger/poller.c): each trigger's cursor and health,
+     * and a bounded set of the item ids it has seen (the newest are kept). */
+    "CREATE TABLE poll_state ("
+    "  recipe TEXT NOT NULL,"
+    "  trigger TEXT NOT NULL,"        /* 'poll zendesk.newTickets', 'row customers.customers.id' */
+    "  cursor TEXT,"                  /* JSON the poll function returned, or NULL */
+    "  baseline_at INTEGER,"          /* unix ms of the first successful poll; NULL before */
+    "  last_poll_at INTEGER,"
+    "  last_ok_at INTEGER,"
+    "  errors INTEGER NOT NULL DEFAULT 0," /* failures in a row; 0 when the last poll worked */
+    "  last_error TEXT,"              /* the last failure (redacted), kept after a recovery */
+    "  next_poll_at INTEGER,"
+    "  fired INTEGER NOT NULL DEFAULT 0," /* events queued so far */
+    "  PRIMARY KEY (recipe, trigger)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE poll_seen ("
+    "  id INTEGER PRIMARY KEY,"       /* insertion order: the oldest are trimmed first */
+    "  recipe TEXT NOT NULL,"
+    "  trigger TEXT NOT NULL,"
+    "  item TEXT NOT NULL,"           /* the item's id as text */
+    "  seen_at INTEGER NOT NULL,"     /* unix ms */
+    "  UNIQUE (recipe, trigger, item)"
+    ");"
+    "CREATE INDEX poll_seen_by_age ON poll_seen(recipe, trigger, id);",
 };
 
 #define AR_SCHEMA_VERSION ((int)(sizeof(ar__schema_migrations) / sizeof(ar__schema_migrations[0])))

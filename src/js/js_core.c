@@ -105,6 +105,9 @@ static duk_ret_t js_core_sleep(duk_context *ctx)
     }
     struct sleep_op *s = ar_calloc(1, sizeof(*s));
     uv_timer_init(&run->engine->loop, &s->timer);
+    /* The loop's clock is cached at the start of an iteration; a run that computed for a
+     * while would otherwise sleep less than it asked. */
+    uv_update_time(&run->engine->loop);
     uv_timer_start(&s->timer, sleep_timer_cb, ms > 9e15 ? (uint64_t)9e15 : (uint64_t)ms, 0);
     s->op.cancel = sleep_cancel;
     ar__run_op_add(run, &s->op, fiber);
@@ -232,6 +235,17 @@ static int push_candidate(duk_context *ctx, const char *base)
     return 0;
 }
 
+/* The plugins an installed autorun ships, found from the executable's own path so that a
+ * package unpacked anywhere (another prefix, a DESTDIR) still finds them. Looked up only after
+ * the configured directories, so a normal require() costs nothing extra. */
+static char *exe_plugins_dir(void)
+{
+    char *share = ar_exe_share_dir();
+    char *dir = share ? ar_path_join(share, "plugins") : NULL;
+    free(share);
+    return dir;
+}
+
 static duk_ret_t js_core_resolve(duk_context *ctx)
 {
     const char *dir = duk_require_string(ctx, 0);
@@ -243,6 +257,11 @@ static duk_ret_t js_core_resolve(duk_context *ctx)
         free(joined);
         int allowed = path && (under(path, cfg->recipes_dir) || under(path, cfg->plugins_dir) ||
                                under(path, AR_SHARE_DIR "/plugins"));
+        if (path && !allowed) {
+            char *exe_dir = exe_plugins_dir();
+            allowed = exe_dir && under(path, exe_dir);
+            free(exe_dir);
+        }
         int found = allowed && push_candidate(ctx, path);
         free(path);
         if (!allowed) {
@@ -264,6 +283,16 @@ static duk_ret_t js_core_resolve(duk_context *ctx)
         char *base = ar_path_join(roots[i], name);
         int found = push_candidate(ctx, base);
         free(base);
+        if (found) {
+            return 1;
+        }
+    }
+    char *exe_dir = exe_plugins_dir();
+    if (exe_dir) {
+        char *base = ar_path_join(exe_dir, name);
+        int found = push_candidate(ctx, base);
+        free(base);
+        free(exe_dir);
         if (found) {
             return 1;
         }

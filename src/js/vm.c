@@ -48,6 +48,11 @@ int ar__js_exec_timeout_check(void *udata)
     if (run == NULL) {
         return 0;
     }
+    /* A run over its heap limit is stopped here too: Duktape's timeout error cannot be
+     * caught, so a recipe that swallows its out-of-memory errors cannot spin on them. */
+    if (run->over_heap) {
+        return 1;
+    }
     if (run->timed_out || uv_hrtime() >= run->deadline_hr) {
         run->timed_out = 1;
         return 1;
@@ -221,6 +226,28 @@ static void push_entry(duk_context *ctx, const char *fn)
     duk_remove(ctx, -2);
 }
 
+/* The innermost frame of a stack that is in a recipe or plugin file ("path.js:LINE"):
+ * errors raised by the runtime (its lib files, or C) are reported where the recipe
+ * called it, the place a user can fix. NULL when there is none. */
+static char *user_frame(const char *stack)
+{
+    for (const char *p = strchr(stack, '('); p; p = strchr(p + 1, '(')) {
+        const char *close = strchr(p, ')');
+        const char *colon = close ? memchr(p, ':', (size_t)(close - p)) : NULL;
+        if (colon == NULL) {
+            continue;
+        }
+        const char *c2;
+        while ((c2 = memchr(colon + 1, ':', (size_t)(close - colon - 1))) != NULL) {
+            colon = c2;
+        }
+        if (colon - p > 4 && memcmp(colon - 3, ".js", 3) == 0) {
+            return ar_strndup(p + 1, (size_t)(close - p - 1));
+        }
+    }
+    return NULL;
+}
+
 /* Describes the error at -1 as "Name: message", its location and its stack. */
 void ar__vm_describe_error(duk_context *ctx, char **error, char **where, char **stack)
 {
@@ -232,14 +259,17 @@ void ar__vm_describe_error(duk_context *ctx, char **error, char **where, char **
         duk_get_prop_string(ctx, -1, "stack");
         *stack = duk_is_string(ctx, -1) ? ar_strdup(duk_get_string(ctx, -1)) : NULL;
         duk_pop(ctx);
-        duk_get_prop_string(ctx, -1, "fileName");
-        duk_get_prop_string(ctx, -2, "lineNumber");
-        if (duk_is_string(ctx, -2) && duk_is_number(ctx, -1)) {
-            *where = ar_asprintf("%s:%d", duk_get_string(ctx, -2), duk_get_int(ctx, -1));
-        } else {
-            *where = NULL;
+        *where = *stack ? user_frame(*stack) : NULL;
+        if (*where == NULL) {
+            duk_get_prop_string(ctx, -1, "fileName");
+            duk_get_prop_string(ctx, -2, "lineNumber");
+            const char *file = duk_get_string(ctx, -2);
+            size_t fl = file ? strlen(file) : 0;
+            if (fl > 3 && strcmp(file + fl - 3, ".js") == 0 && duk_is_number(ctx, -1)) {
+                *where = ar_asprintf("%s:%d", file, duk_get_int(ctx, -1));
+            }
+            duk_pop_2(ctx);
         }
-        duk_pop_2(ctx);
     } else {
         *error = ar_asprintf("Error: uncaught %s", duk_safe_to_string(ctx, -1));
         *where = NULL;
@@ -441,6 +471,7 @@ out:
 /* Every js_<module>.c adds its native functions to the one native object. */
 static void (*const binding_opens[])(duk_context *ctx) = {
     ar__js_core_open, ar__js_store_open, ar__js_http_open, ar__js_sql_open, ar__js_mail_open,
+    ar__js_plugin_open,
 };
 
 /* Each bundled file is "(function (global, native) { ... })"; they share one native

@@ -58,6 +58,7 @@ void ar__js_store_open(duk_context *ctx);
 void ar__js_http_open(duk_context *ctx);
 void ar__js_sql_open(duk_context *ctx);
 void ar__js_mail_open(duk_context *ctx);
+void ar__js_plugin_open(duk_context *ctx); /* src/plugin/api.c: native plugins */
 
 /* The VM of the engine that owns ctx (stored in the heap's udata). */
 struct ar_vm *ar__vm_of(duk_context *ctx);

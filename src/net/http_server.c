@@ -565,6 +565,12 @@ static int finish_headers(struct conn *c, struct req *r)
         return 500;
     }
     url_len = strlen(r->text.data);
+    /* The path and the query are copied from the URL in the same buffer: room for both (and
+     * their NULs, and a "/" for a URL without a path) is made first, so the copies' source
+     * cannot move under them. */
+    if (hbuf_reserve(&r->text, url_len + 4)) {
+        return 500;
+    }
 
     path_off = r->text.len;
     if (url_len == 1 && r->text.data[0] == '*') {

@@ -32,7 +32,7 @@ struct route {
     char *delivery_header; /* the trigger's deliveryHeader, else the scheme's */
 };
 
-/* A request whose event is written but not committed yet. */
+/* A request whose event is written but not committed yet, or committed but not yet on disk. */
 struct pending {
     struct pending *next;
     struct ar_http_req *req; /* borrowed until answered */
@@ -41,6 +41,7 @@ struct pending {
     int duplicate;
     int respond_result;
     int64_t timeout_ms;
+    uint64_t commit; /* the queue's commit that holds the event (see ar_queue_durable()) */
 };
 
 /* A respond: 'result' request waiting for its run. */
@@ -65,6 +66,9 @@ struct ar_webhooks {
     struct pending *pending;    /* owned, in arrival order */
     struct pending **pending_tail;
     size_t n_pending;
+    struct pending *committed;  /* owned: committed, waiting for the sync; in commit order */
+    struct pending **committed_tail;
+    size_t n_committed;
     struct waiter waiters;      /* list head */
     size_t n_waiters;
     int stopping;
@@ -332,7 +336,192 @@ char *ar_webhook_event_json(const struct ar_http_req *req, int json_ok)
     return ar_buf_steal(&b);
 }
 
-/* ---- JSON bodies, read with the VM's parser ---- */
+/* ---- JSON bodies ---- */
+
+/* A webhook body is checked in C: it is embedded in the event as it is, and handing every
+ * delivery to the VM's parser only to throw the result away cost more than the run itself. The
+ * grammar is RFC 8259's, which is what the run's JSON.parse accepts; nesting is capped well
+ * under Duktape's own limit (1000), so whatever passes here also parses inside the event. */
+#define JSON_MAX_DEPTH 512
+
+struct jscan {
+    const unsigned char *p;
+    const unsigned char *end;
+    int depth;
+    int too_deep;
+};
+
+static void js_space(struct jscan *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
+        j->p++;
+    }
+}
+
+static int js_literal(struct jscan *j, const char *lit, size_t n)
+{
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0) {
+        return -1;
+    }
+    j->p += n;
+    return 0;
+}
+
+static int js_string(struct jscan *j)
+{
+    j->p++;
+    while (j->p < j->end) {
+        unsigned char c = *j->p++;
+        if (c == '"') {
+            return 0;
+        }
+        if (c < 0x20) {
+            return -1;
+        }
+        if (c != '\\') {
+            continue;
+        }
+        if (j->p >= j->end) {
+            return -1;
+        }
+        c = *j->p++;
+        if (c == 'u') {
+            for (int i = 0; i < 4; i++, j->p++) {
+                if (j->p >= j->end || hexval(*j->p) < 0) {
+                    return -1;
+                }
+            }
+        } else if (c == 0 || strchr("\"\\/bfnrt", c) == NULL) {
+            return -1;
+        }
+    }
+    return -1;
+}
+
+static int js_digits(struct jscan *j)
+{
+    const unsigned char *start = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        j->p++;
+    }
+    return j->p > start ? 0 : -1;
+}
+
+static int js_number(struct jscan *j)
+{
+    if (*j->p == '-') {
+        j->p++;
+    }
+    if (j->p < j->end && *j->p == '0') {
+        j->p++;
+    } else if (js_digits(j) != 0) {
+        return -1;
+    }
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (js_digits(j) != 0) {
+            return -1;
+        }
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) {
+            j->p++;
+        }
+        if (js_digits(j) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int js_value(struct jscan *j)
+{
+    js_space(j);
+    if (j->p >= j->end) {
+        return -1;
+    }
+    switch (*j->p) {
+    case '"':
+        return js_string(j);
+    case 't':
+        return js_literal(j, "true", 4);
+    case 'f':
+        return js_literal(j, "false", 5);
+    case 'n':
+        return js_literal(j, "null", 4);
+    case '{':
+    case '[':
+        break;
+    default:
+        return js_number(j);
+    }
+    unsigned char close = *j->p == '{' ? '}' : ']';
+    if (++j->depth > JSON_MAX_DEPTH) {
+        j->too_deep = 1;
+        return -1;
+    }
+    j->p++;
+    js_space(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (close == '}') {
+            js_space(j);
+            if (j->p >= j->end || *j->p != '"' || js_string(j) != 0) {
+                return -1;
+            }
+            js_space(j);
+            if (j->p >= j->end || *j->p != ':') {
+                return -1;
+            }
+            j->p++;
+        }
+        if (js_value(j) != 0) {
+            return -1;
+        }
+        js_space(j);
+        if (j->p >= j->end) {
+            return -1;
+        }
+        if (*j->p == ',') {
+            j->p++;
+        } else if (*j->p == close) {
+            j->p++;
+            j->depth--;
+            return 0;
+        } else {
+            return -1;
+        }
+    }
+}
+
+int ar_webhook_json_check(const char *text, size_t len, char *why, size_t why_len)
+{
+    struct jscan j = {(const unsigned char *)text, (const unsigned char *)text + len, 0, 0};
+    if (!utf8_valid(text, len)) {
+        snprintf(why, why_len, "the body is not UTF-8");
+        return AR_EINVAL;
+    }
+    int rc = js_value(&j);
+    if (rc == 0) {
+        js_space(&j);
+        rc = j.p == j.end ? 0 : -1;
+    }
+    if (rc == 0) {
+        return 0;
+    }
+    if (j.too_deep) {
+        snprintf(why, why_len, "nested more than %d levels deep", JSON_MAX_DEPTH);
+    } else {
+        snprintf(why, why_len, "invalid json (at offset %zu)",
+                 (size_t)(j.p - (const unsigned char *)text));
+    }
+    return AR_EINVAL;
+}
 
 struct probe {
     const char *body;
@@ -347,7 +536,7 @@ static duk_ret_t probe_safe(duk_context *ctx, void *udata)
     duk_push_lstring(ctx, p->body, p->len);
     duk_json_decode(ctx, -1);
     /* A decoded plain object has no getters, so reading it cannot throw. */
-    if (p->want_id && duk_is_object(ctx, -1)) {
+    if (duk_is_object(ctx, -1)) {
         duk_get_prop_string(ctx, -1, "id");
         if (duk_is_string(ctx, -1)) {
             p->id = ar_strdup(duk_get_string(ctx, -1));
@@ -357,22 +546,23 @@ static duk_ret_t probe_safe(duk_context *ctx, void *udata)
     return 0;
 }
 
-/* 0 when the body is JSON; else AR_EINVAL with the parser's message in why. */
+/* 0 when the body is JSON; else AR_EINVAL with the reason in why. Only a body whose top-level
+ * "id" is wanted goes through the VM's parser too. */
 static int probe_json(struct ar_engine *e, struct probe *p, char *why, size_t why_len)
 {
-    if (!utf8_valid(p->body, p->len)) {
-        snprintf(why, why_len, "the body is not UTF-8");
-        return AR_EINVAL;
+    int rc = ar_webhook_json_check(p->body, p->len, why, why_len);
+    if (rc != 0 || !p->want_id) {
+        return rc;
     }
     duk_context *ctx = e->vm->ctx;
-    int rc = duk_safe_call(ctx, probe_safe, p, 0, 1);
-    if (rc != DUK_EXEC_SUCCESS) {
+    if (duk_safe_call(ctx, probe_safe, p, 0, 1) != DUK_EXEC_SUCCESS) {
         duk_get_prop_string(ctx, -1, "message");
         snprintf(why, why_len, "%s", duk_safe_to_string(ctx, -1));
         duk_pop(ctx);
+        rc = AR_EINVAL;
     }
     duk_pop(ctx);
-    return rc == DUK_EXEC_SUCCESS ? 0 : AR_EINVAL;
+    return rc;
 }
 
 /* application/json, text/json or anything +json, parameters ignored. */
@@ -941,34 +1131,70 @@ void ar_webhooks_handle(struct ar_webhooks *w, struct ar_http_req *req)
     w->n_pending++;
 }
 
+/* Answers a request whose commit ended (rc 0: the event is on disk) and frees pd. */
+static void answer_pending(struct ar_webhooks *w, struct pending *pd, int rc)
+{
+    struct ar_http_req *req = pd->req;
+    /* Logged before the answer: answering hands req back to the server, which frees it. */
+    if (rc != 0) {
+        log_answer(req, 503, pd->recipe, 0, "the commit failed");
+        answer_error(w, req, 503, "the event could not be recorded; retry later");
+    } else if (pd->duplicate) {
+        log_answer(req, 200, pd->recipe, pd->run_id, " (a delivery seen before: not run again)");
+        answerf(w, req, 200, "{\"runId\":%lld,\"duplicate\":true}", (long long)pd->run_id);
+    } else if (pd->respond_result && !ar_http_req_aborted(req)) {
+        log_answer(req, 202, pd->recipe, pd->run_id, " queued; the answer waits for it");
+        waiter_start(w, pd);
+    } else {
+        log_answer(req, 202, pd->recipe, pd->run_id, " queued");
+        answerf(w, req, 202, "{\"runId\":%lld}", (long long)pd->run_id);
+    }
+    free(pd->recipe);
+    free(pd);
+}
+
+/* Answers the committed requests whose commit is on disk now (or whose sync failed). */
+static void release_committed(struct ar_webhooks *w, uint64_t upto, int rc)
+{
+    while (w->committed && w->committed->commit <= upto) {
+        struct pending *pd = w->committed;
+        w->committed = pd->next;
+        if (w->committed == NULL) {
+            w->committed_tail = &w->committed;
+        }
+        w->n_committed--;
+        answer_pending(w, pd, rc);
+    }
+}
+
+static void durable_cb(void *data, uint64_t upto, int status)
+{
+    release_committed(data, upto, status);
+}
+
 void ar_webhooks_flush(struct ar_webhooks *w)
 {
     int rc = ar_queue_commit(w->q);
+    uint64_t commit = ar_queue_committed(w->q);
     struct pending *pd = w->pending;
     w->pending = NULL;
     w->pending_tail = &w->pending;
     w->n_pending = 0;
     while (pd) {
         struct pending *next = pd->next;
-        struct ar_http_req *req = pd->req;
-        /* Logged before the answer: answering hands req back to the server, which frees it. */
         if (rc != 0) {
-            log_answer(req, 503, pd->recipe, 0, "the commit failed");
-            answer_error(w, req, 503, "the event could not be recorded; retry later");
-        } else if (pd->duplicate) {
-            log_answer(req, 200, pd->recipe, pd->run_id, " (a delivery seen before: not run again)");
-            answerf(w, req, 200, "{\"runId\":%lld,\"duplicate\":true}", (long long)pd->run_id);
-        } else if (pd->respond_result && !ar_http_req_aborted(req)) {
-            log_answer(req, 202, pd->recipe, pd->run_id, " queued; the answer waits for it");
-            waiter_start(w, pd);
+            answer_pending(w, pd, rc);
         } else {
-            log_answer(req, 202, pd->recipe, pd->run_id, " queued");
-            answerf(w, req, 202, "{\"runId\":%lld}", (long long)pd->run_id);
+            /* The answer waits for the sync that puts this commit on disk. */
+            pd->commit = commit;
+            pd->next = NULL;
+            *w->committed_tail = pd;
+            w->committed_tail = &pd->next;
+            w->n_committed++;
         }
-        free(pd->recipe);
-        free(pd);
         pd = next;
     }
+    release_committed(w, ar_queue_durable(w->q), 0);
 }
 
 void ar_webhooks_stop(struct ar_webhooks *w)
@@ -978,7 +1204,7 @@ void ar_webhooks_stop(struct ar_webhooks *w)
 
 size_t ar_webhooks_waiting(const struct ar_webhooks *w)
 {
-    return w->n_pending + w->n_waiters;
+    return w->n_pending + w->n_committed + w->n_waiters;
 }
 
 int ar_webhooks_create(struct ar_engine *e, struct ar_queue *q, struct ar_metrics *metrics,
@@ -989,7 +1215,9 @@ int ar_webhooks_create(struct ar_engine *e, struct ar_queue *q, struct ar_metric
     w->q = q;
     w->metrics = metrics;
     w->pending_tail = &w->pending;
+    w->committed_tail = &w->committed;
     w->waiters.next = w->waiters.prev = &w->waiters;
+    ar_queue_on_durable(q, durable_cb, w);
     *out = w;
     return 0;
 }
@@ -1001,6 +1229,10 @@ void ar_webhooks_destroy(struct ar_webhooks *w)
     }
     w->stopping = 1;
     ar_webhooks_flush(w);
+    /* Committed events are answered as promised once on disk: sync them now. */
+    ar_queue_sync(w->q);
+    release_committed(w, UINT64_MAX, AR_EIO);
+    ar_queue_on_durable(w->q, NULL, NULL);
     while (w->waiters.next != &w->waiters) {
         struct waiter *wt = w->waiters.next;
         answerf(w, wt->req, 503,

@@ -54,4 +54,8 @@ size_t ar_webhooks_waiting(const struct ar_webhooks *w);
  * whether body is JSON (then embedded as `json`, else json is null). Pure; exposed for tests. */
 char *ar_webhook_event_json(const struct ar_http_req *req, int json_ok);
 
+/* 0 when text is one JSON value (RFC 8259, UTF-8, nested at most 512 deep); else AR_EINVAL
+ * with the reason in why. Pure; exposed for tests. */
+int ar_webhook_json_check(const char *text, size_t len, char *why, size_t why_len);
+
 #endif

@@ -404,10 +404,12 @@
     function loadModule(path) {
         var cached = modules[path];
         if (cached) { return cached; }
+        /* Compiled before it is cached: a file with a syntax error must fail every load
+         * with that error, not leave an empty module behind. */
+        var fn = native.compile(path);
         var m = { exports: {}, id: path, loaded: false };
         modules[path] = m;
         var dir = path.replace(/\/[^\/]*$/, '');
-        var fn = native.compile(path);
         try {
             fn.call(m.exports, m.exports, makeRequire(dir), m, path, dir);
         } catch (e) {
@@ -418,12 +420,87 @@
         return m;
     }
 
+    /* Native plugins (plugins/NAME.so, see src/plugin/): each function is wrapped so that
+     * a call the plugin suspended makes the calling fiber wait for its result. */
+    var SUSPENDED = {};
+    var nativePlugins = {};    /* plugin name -> its module's exports, once loaded here */
+
+    function nativeFunction(id) {
+        return function () {
+            var r = native.pluginCall(id, current === null ? 0 : current.id, arguments,
+                                      SUSPENDED);
+            return r === SUSPENDED ? suspend() : r;
+        };
+    }
+
+    /* The exports of native plugin NAME, or undefined when there is no NAME.so. Its globals
+     * are defined first. A refused plugin throws its one-line PluginError. */
+    function loadNative(name) {
+        if (Object.prototype.hasOwnProperty.call(nativePlugins, name)) {
+            return nativePlugins[name];
+        }
+        var d = native.pluginLoad(name);
+        if (d === undefined) { return undefined; }
+        var exports = {};
+        d.objects.forEach(function (o) {
+            var raw = {}, target = raw;
+            o.fns.forEach(function (f) { raw[f[0]] = nativeFunction(f[1]); });
+            if (o.js) {
+                target = {};
+                o.js(target, raw);
+            }
+            if (o.global === undefined) {
+                exports = target;
+            } else if (!(o.global in global)) {
+                hidden(global, o.global, target);
+            } else if (global[o.global] !== target) {
+                throw new Error('plugin ' + name + ': the global ' + o.global +
+                                ' already exists');
+            }
+        });
+        /* Its poll sources, callable as poll functions: fn(options, state) -> {items, cursor}
+         * (the cursor a native source returns is a string; none keeps the previous one). */
+        d.polls.forEach(function (p) {
+            if (typeof exports[p] === 'function') { return; }
+            var source = name + '.' + p;
+            exports[p] = function (options, state) {
+                var c = state && state.cursor;
+                c = c === null || c === undefined ? undefined
+                    : typeof c === 'string' ? c : JSON.stringify(c);
+                var r = native.pluginPoll(source, current === null ? 0 : current.id,
+                                          JSON.stringify(options || {}), c, SUSPENDED);
+                if (r === SUSPENDED) { r = suspend(); }
+                return { items: r.items, cursor: r.cursor !== undefined ? r.cursor
+                                                 : state && state.cursor !== undefined
+                                                 ? state.cursor : null };
+            };
+        });
+        nativePlugins[name] = exports;
+        return exports;
+    }
+
     function makeRequire(dir) {
         return function require(name) {
             if (typeof name !== 'string' || name === '') {
                 throw new TypeError('require(name): name must be a non-empty string');
             }
-            return loadModule(native.resolve(dir, name)).exports;
+            if (Object.prototype.hasOwnProperty.call(nativePlugins, name)) {
+                return nativePlugins[name];
+            }
+            var path;
+            try {
+                path = native.resolve(dir, name);
+            } catch (e) {
+                /* No NAME.js: a bare name may still be a native plugin, NAME.so. */
+                var m = name.charAt(0) === '.' ? undefined : loadNative(name);
+                if (m !== undefined) { return m; }
+                if (e instanceof Error && /^require\('[^']*'\): no plugin /.test(e.message)) {
+                    e.message = e.message.replace(/^(require\('[^']*'\): no plugin \S+)\.js/,
+                                                  '$1.js or ' + name + '.so');
+                }
+                throw e;
+            }
+            return loadModule(path).exports;
         };
     }
 
@@ -446,8 +523,12 @@
             runs[runId] = run;
             var event = input === '' ? {} : JSON.parse(input);
             var ctx = new Ctx(runId, recipe, trigger, dryRun, attempt);
-            var root = new Fiber(run, null, function (ev, c) { return r.exports.run(ev, c); },
-                                 event, ctx);
+            /* The internal runs of poll and newRow triggers (src/trigger/poller.c) call a poll
+             * function (lib/40_poll.js) instead of the recipe's run. */
+            var body = trigger === 'poll-check'
+                ? function (ev, c) { return native.pollCheck(ev, c, makeRequire(r.dir)); }
+                : function (ev, c) { return r.exports.run(ev, c); };
+            var root = new Fiber(run, null, body, event, ctx);
             step(root, undefined, false);
             drain();
         },
