@@ -6,6 +6,7 @@
 #   Node-RED        http in -> http response 202 (from npm, cached in bench/.cache), recording
 #                   nothing
 # Usage: bench/webhook.sh [BUILD_DIR] [DURATION_SECONDS]   (default build, 10 s per measurement)
+#        BENCH_BASELINES=0 measures autorun only.
 # Needs wrk, sqlite3, curl, node (+ npm for Node-RED). Everything binds 127.0.0.1, every process
 # runs under `timeout` and is ended by its PID.
 set -euo pipefail
@@ -198,7 +199,9 @@ echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg); ${dur}s per measurement 
 echo "== autorun serve ($ar)"
 bench_autorun 1
 bench_autorun 64
-if command -v node >/dev/null; then
+if [ "${BENCH_BASELINES:-1}" = 0 ]; then
+    echo "== baselines skipped (BENCH_BASELINES=0)"
+elif command -v node >/dev/null; then
     echo "== plain node http ($(node --version))"
     bench_node 1
     bench_node 64

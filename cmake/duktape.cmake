@@ -38,7 +38,13 @@ ar_duk_option("#define DUK_USE_TAILCALL\n" "#undef DUK_USE_TAILCALL\n")
 file(WRITE "${AR_DUK_OUT}/duk_config.h.new" "${duk_cfg}")
 configure_file("${AR_DUK_OUT}/duk_config.h.new" "${AR_DUK_OUT}/duk_config.h" COPYONLY)
 
-add_library(ar_duktape STATIC "${AR_DUK_OUT}/duktape.c")
+# Duktape plus autorun's small hooks into its internals, in one translation unit.
+file(WRITE "${AR_DUK_OUT}/ar_duktape.c.new"
+    "#include \"duktape.c\"\n#include \"${CMAKE_SOURCE_DIR}/src/js/duk_hooks.inc\"\n")
+configure_file("${AR_DUK_OUT}/ar_duktape.c.new" "${AR_DUK_OUT}/ar_duktape.c" COPYONLY)
+add_library(ar_duktape STATIC "${AR_DUK_OUT}/ar_duktape.c")
+set_source_files_properties("${AR_DUK_OUT}/ar_duktape.c" PROPERTIES
+    OBJECT_DEPENDS "${CMAKE_SOURCE_DIR}/src/js/duk_hooks.inc;${AR_DUK_OUT}/duktape.c")
 target_include_directories(ar_duktape PUBLIC "${AR_DUK_OUT}")
 target_compile_options(ar_duktape PRIVATE -w -O2)
 set_target_properties(ar_duktape PROPERTIES POSITION_INDEPENDENT_CODE ON)

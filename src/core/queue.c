@@ -42,6 +42,8 @@ struct rqueue {
  * committed just after a sync began waited for that sync and then its own. Two (with the
  * checkpoint, three) leave one of libuv's four worker threads to customer database queries. */
 #define SYNCS_MAX 2
+/* The longest a commit that nobody waits for stays unsynced. */
+#define LAZY_SYNC_MS 10
 
 struct sync_slot {
     uv_work_t work;
@@ -65,6 +67,7 @@ struct ar_queue {
     struct ar_metrics *metrics; /* borrowed, or NULL */
     uv_idle_t idle;             /* dispatches from the loop, never from inside a run's end */
     uv_timer_t delay_timer;     /* wakes the earliest delayed row */
+    uv_timer_t lazy_timer;      /* syncs, soon, the commits nobody waits for */
     struct rqueue *rqs;         /* owned list */
     struct item *delayed;       /* owned list, sorted by not_before */
     int64_t n_delayed;
@@ -81,6 +84,7 @@ struct ar_queue {
     uint64_t durable;           /* commits known to be on disk */
     uv_work_t ckpt_work;        /* a WAL checkpoint, off the loop thread too */
     int ckpt_busy;
+    int want_durable;           /* ar_queue_want_durable() since the last commit */
     int ckpt_rc;                /* written by the worker thread */
     ar_queue_durable_cb durable_cb;
     void *durable_data;
@@ -469,6 +473,7 @@ static void sync_after_cb(uv_work_t *req, int status)
 /* Starts a sync of the commits no sync covers yet, when a slot is free. */
 static void sync_start(struct ar_queue *q)
 {
+    uv_timer_stop(&q->lazy_timer);
     uint64_t commits = ar_history_commits(q->e->history);
     if (q->closing || !deferred(q) || commits <= q->sync_started || commits <= q->durable ||
         q->syncing >= SYNCS_MAX) {
@@ -534,6 +539,16 @@ int ar_queue_sync(struct ar_queue *q)
     return rc;
 }
 
+static void lazy_timer_cb(uv_timer_t *t)
+{
+    sync_start(ar_container_of(t, struct ar_queue, lazy_timer));
+}
+
+void ar_queue_want_durable(struct ar_queue *q)
+{
+    q->want_durable = 1;
+}
+
 int ar_queue_commit(struct ar_queue *q)
 {
     struct ar_history *h = q->e->history;
@@ -546,6 +561,8 @@ int ar_queue_commit(struct ar_queue *q)
     q->fresh = NULL;
     q->fresh_tail = &q->fresh;
     uint64_t commit = ar_history_commits(h);
+    int awaited = it != NULL || q->want_durable;
+    q->want_durable = 0;
     while (it) {
         struct item *next = it->next;
         if (rc == 0) {
@@ -561,7 +578,15 @@ int ar_queue_commit(struct ar_queue *q)
     }
     if (deferred(q)) {
         place_durable(q);
-        sync_start(q);
+        /* A commit that holds events (or that someone waits for) is synced at once. One that
+         * only records what runs did joins the next sync, which is at most LAZY_SYNC_MS away:
+         * syncing it alone would make the next event's sync queue behind it at the disk. */
+        if (awaited) {
+            sync_start(q);
+        } else if (ar_history_commits(h) > q->sync_started && !uv_is_active(
+                       (uv_handle_t *)&q->lazy_timer) && !q->closing) {
+            uv_timer_start(&q->lazy_timer, lazy_timer_cb, LAZY_SYNC_MS, 0);
+        }
         ckpt_start(q);
     } else {
         q->durable = commit;
@@ -869,7 +894,9 @@ int ar_queue_create(struct ar_engine *e, struct ar_metrics *metrics, struct ar_q
     q->watches.next = q->watches.prev = &q->watches;
     uv_idle_init(&e->loop, &q->idle);
     uv_timer_init(&e->loop, &q->delay_timer);
-    q->handles = 2;
+    uv_timer_init(&e->loop, &q->lazy_timer);
+    uv_unref((uv_handle_t *)&q->lazy_timer);
+    q->handles = 3;
     /* A durable history (the service's) syncs commits on a worker thread from now on. */
     if (ar_history_defer_sync(e->history) != 0) {
         ar_log_warn("queue", "history.db: commits will wait for the disk: %s",
@@ -925,6 +952,8 @@ void ar_queue_close(struct ar_queue *q)
     q->paused = 1;
     q->idle.data = q;
     q->delay_timer.data = q;
+    q->lazy_timer.data = q;
     uv_close((uv_handle_t *)&q->idle, queue_close_cb);
     uv_close((uv_handle_t *)&q->delay_timer, queue_close_cb);
+    uv_close((uv_handle_t *)&q->lazy_timer, queue_close_cb);
 }

@@ -72,8 +72,8 @@ int ar_queue_push(struct ar_queue *q, const struct ar_queue_event *ev, int64_t *
 int ar_queue_commit(struct ar_queue *q);
 
 /* Group commit. When the history is durable (the service), ar_queue_create() defers its syncs:
- * a commit only writes the WAL, and the queue syncs it on a worker thread, one sync at a time,
- * each covering every commit made before it started. A committed row is dispatched only once
+ * a commit only writes the WAL, and the queue syncs it on worker threads (up to two syncs in
+ * flight), each covering every commit made before it started. A committed row is dispatched only once
  * its commit is on disk. Commits are numbered (ar_queue_committed(): the number of the latest);
  * ar_queue_durable() is the number up to which they are on disk (all of them when the history
  * is not durable). Whoever promises durability (a webhook's 202) answers once
@@ -85,6 +85,10 @@ uint64_t ar_queue_durable(const struct ar_queue *q);
  * callback per queue; cb NULL removes it. */
 typedef void (*ar_queue_durable_cb)(void *data, uint64_t upto, int status);
 void ar_queue_on_durable(struct ar_queue *q, ar_queue_durable_cb cb, void *data);
+/* Commits that hold events are synced at once; the others (what runs record) join the next
+ * sync, within 10 ms. A caller that waits for the next commit (a webhook answer that waits for
+ * an earlier event's commit, say) calls this before ar_queue_commit(). */
+void ar_queue_want_durable(struct ar_queue *q);
 /* Syncs every commit made so far now, blocking (start-up, shutdown); 0 or AR_EIO. */
 int ar_queue_sync(struct ar_queue *q);
 

@@ -60,6 +60,10 @@ int ar__js_exec_timeout_check(void *udata)
     return 0;
 }
 
+/* src/js/duk_hooks.inc */
+void ar__duk_interrupt_soon(duk_context *ctx);
+void ar__duk_no_emergency_compaction(duk_context *ctx);
+
 static struct alloc_hdr *hdr_of(void *ptr)
 {
     return (struct alloc_hdr *)ptr - 1;
@@ -87,20 +91,14 @@ static void account(struct ar_vm *vm, struct alloc_hdr *h, int sign)
 static int over_limit(struct ar_vm *vm, size_t grow)
 {
     struct ar_run *run = vm->current;
-    if (vm->heap_bytes + grow > vm->heap_total_limit) {
-        if (run) {
-            run->over_heap = 1;
-        }
-        return 1;
-    }
-    if (run == NULL) {
-        return 0;
-    }
-    if (run->over_heap || run->heap_bytes + grow > vm->run_heap_limit) {
+    int over = vm->heap_bytes + grow > vm->heap_total_limit ||
+               (run && (run->over_heap || run->heap_bytes + grow > vm->run_heap_limit));
+    if (over && run && !run->over_heap) {
         run->over_heap = 1;
-        return 1;
+        /* Stop the run at its next instruction (ar__js_exec_timeout_check). */
+        ar__duk_interrupt_soon(vm->ctx);
     }
-    return 0;
+    return over;
 }
 
 static void stamp(struct ar_vm *vm, struct alloc_hdr *h, size_t size)
@@ -524,6 +522,7 @@ int ar__vm_create(struct ar_engine *e, struct ar_vm **out, char *err, size_t err
         free(vm);
         return AR_ENOMEM;
     }
+    ar__duk_no_emergency_compaction(vm->ctx);
     for (const struct ar_js_source *src = ar__js_sources; src->name; src++) {
         if (duk_safe_call(vm->ctx, runtime_safe, (void *)src, 0, 1) != DUK_EXEC_SUCCESS) {
             snprintf(err, errlen, "runtime %s.js: %s", src->name,

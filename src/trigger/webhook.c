@@ -1174,6 +1174,10 @@ static void durable_cb(void *data, uint64_t upto, int status)
 
 void ar_webhooks_flush(struct ar_webhooks *w)
 {
+    if (w->pending) {
+        /* A duplicate delivery writes nothing but still waits for a sync. */
+        ar_queue_want_durable(w->q);
+    }
     int rc = ar_queue_commit(w->q);
     uint64_t commit = ar_queue_committed(w->q);
     struct pending *pd = w->pending;
