@@ -3,6 +3,7 @@
 #include "db/history.h"
 #include "db/schema.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -166,7 +167,8 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
      * write, and sync, on every open); incremental lets pruning give space back without
      * a full VACUUM. journal_size_limit bounds the WAL. */
     if ((created && exec(h, "PRAGMA auto_vacuum=INCREMENTAL") != 0) ||
-        exec(h, "PRAGMA journal_mode=WAL") != 0 || exec(h, "PRAGMA synchronous=NORMAL") != 0 ||
+        (created && exec(h, "PRAGMA journal_mode=WAL") != 0) || /* persistent in the file */
+        exec(h, "PRAGMA synchronous=NORMAL") != 0 ||
         exec(h, "PRAGMA journal_size_limit=67108864") != 0 ||
         exec(h, "PRAGMA foreign_keys=ON") != 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
@@ -175,14 +177,6 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
     }
     if ((rc = migrate(h, err, errlen)) != 0) {
         goto out;
-    }
-    for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(h->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[i],
-                               NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
-            rc = AR_EIO;
-            goto out;
-        }
     }
 out:
     free(path);
@@ -245,8 +239,24 @@ const char *ar_history_errmsg(struct ar_history *h)
     return sqlite3_errmsg(h->db);
 }
 
+/* Statements are prepared on first use: a short `autorun run` needs only a few of them,
+ * and parsing SQL is a visible part of its start-up. */
+static sqlite3_stmt *stmt(struct ar_history *h, enum stmt_id id)
+{
+    if (h->stmt[id] == NULL &&
+        sqlite3_prepare_v3(h->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &h->stmt[id],
+                           NULL) != SQLITE_OK) {
+        ar_log_error("history", "cannot prepare '%s': %s", stmt_sql[id], sqlite3_errmsg(h->db));
+        return NULL;
+    }
+    return h->stmt[id];
+}
+
 static int step_done(sqlite3_stmt *st)
 {
+    if (st == NULL) {
+        return AR_EIO;
+    }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -259,7 +269,7 @@ static int batch(struct ar_history *h)
     if (h->in_batch) {
         return 0;
     }
-    if (step_done(h->stmt[ST_BEGIN]) != 0) {
+    if (step_done(stmt(h, ST_BEGIN)) != 0) {
         return AR_EIO;
     }
     h->in_batch = 1;
@@ -272,7 +282,7 @@ int ar_history_commit(struct ar_history *h)
         return 0;
     }
     h->in_batch = 0;
-    if (step_done(h->stmt[ST_COMMIT]) != 0) {
+    if (step_done(stmt(h, ST_COMMIT)) != 0) {
         exec(h, "ROLLBACK");
         return AR_EIO;
     }
@@ -308,7 +318,10 @@ int ar_history_run_insert(struct ar_history *h, const struct ar_run_record *r, i
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    sqlite3_stmt *st = h->stmt[ST_RUN_INSERT];
+    sqlite3_stmt *st = stmt(h, ST_RUN_INSERT);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     bind_text(st, 1, r->recipe);
     bind_text(st, 2, r->trigger);
     bind_text(st, 3, r->status);
@@ -332,7 +345,10 @@ int ar_history_run_finish(struct ar_history *h, const struct ar_run_record *r)
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    sqlite3_stmt *st = h->stmt[ST_RUN_FINISH];
+    sqlite3_stmt *st = stmt(h, ST_RUN_FINISH);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     bind_text(st, 1, r->status);
     bind_time(st, 2, r->finished_at);
     sqlite3_bind_double(st, 3, r->duration_ms);
@@ -349,7 +365,10 @@ int ar_history_log_insert(struct ar_history *h, int64_t run_id, int seq,
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    sqlite3_stmt *st = h->stmt[ST_LOG_INSERT];
+    sqlite3_stmt *st = stmt(h, ST_LOG_INSERT);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int(st, 2, seq);
     sqlite3_bind_int64(st, 3, l->at);
@@ -363,7 +382,10 @@ int ar_history_step_insert(struct ar_history *h, int64_t run_id, const struct ar
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    sqlite3_stmt *st = h->stmt[ST_STEP_INSERT];
+    sqlite3_stmt *st = stmt(h, ST_STEP_INSERT);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int(st, 2, s->seq);
     bind_text(st, 3, s->kind);
@@ -592,7 +614,10 @@ int ar_history_prune(struct ar_history *h, int64_t before_ms, int64_t *deleted)
 int ar_store_get(struct ar_history *h, const char *recipe, const char *key, int64_t now_ms,
                  char **json)
 {
-    sqlite3_stmt *st = h->stmt[ST_STORE_GET];
+    sqlite3_stmt *st = stmt(h, ST_STORE_GET);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     bind_text(st, 1, recipe);
     bind_text(st, 2, key);
     int rc = AR_ENOENT;
@@ -614,7 +639,10 @@ int ar_store_set(struct ar_history *h, const char *recipe, const char *key, cons
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    sqlite3_stmt *st = h->stmt[ST_STORE_SET];
+    sqlite3_stmt *st = stmt(h, ST_STORE_SET);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     bind_text(st, 1, recipe);
     bind_text(st, 2, key);
     bind_text(st, 3, json);
@@ -627,7 +655,10 @@ int ar_store_del(struct ar_history *h, const char *recipe, const char *key)
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    sqlite3_stmt *st = h->stmt[ST_STORE_DEL];
+    sqlite3_stmt *st = stmt(h, ST_STORE_DEL);
+    if (st == NULL) {
+        return AR_EIO;
+    }
     bind_text(st, 1, recipe);
     bind_text(st, 2, key);
     return step_done(st);

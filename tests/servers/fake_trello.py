@@ -178,11 +178,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        # Sent by handle_any() once every lock is released: a reply is often made while the
+        # state lock is held, and the latency wait must not serialize the requests.
+        self.out = data if self.command == "HEAD" else data + body
+
+    def send_out(self):
         # The answer leaves --latency-ms after the request arrived, however long the work took.
         wait = self.deadline - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        self.wfile.write(data if self.command == "HEAD" else data + body)
+        if self.out is not None:
+            self.wfile.write(self.out)
+            self.out = None
 
     def read_body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -195,6 +202,7 @@ class Handler(BaseHTTPRequestHandler):
         self.q = {k: v[0] for k, v in self.qall.items()}
         self.raw_body = self.read_body()
         self.deadline = 0
+        self.out = None
         path = url.path
         watch = path not in ("/__stats", "/__times")
         if watch:
@@ -209,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.test_endpoint(path)
             else:
                 self.api(path)
+            self.send_out()
         finally:
             if watch:
                 with st.lock:
