@@ -15,6 +15,7 @@
 struct ar_vm;
 struct ar_history;
 struct ar_run;
+struct duk_hthread; /* duk_context */
 
 /* A loaded recipe: its module lives in the VM, its settings are read once here. */
 struct ar_recipe {
@@ -158,6 +159,11 @@ void ar__run_failf(struct ar_run *run, const char *fmt, ...) __attribute__((form
 int ar__recipe_load(struct ar_engine *e, const char *name, struct ar_recipe **out, char *err,
                     size_t errlen);
 void ar__recipe_free(struct ar_recipe *r);
+/* Calls fn for every trigger object (the entries of exports.triggers that are objects) of
+ * every loaded recipe, the trigger at index t of the VM's stack; fn must leave the stack as
+ * it found it. The service's trigger modules build their tables this way. */
+typedef void (*ar_trigger_fn)(struct duk_hthread *ctx, int t, struct ar_recipe *r, void *data);
+void ar__recipes_each_trigger(struct ar_engine *e, ar_trigger_fn fn, void *data);
 /* Reads the settings of the recipe whose exports are at the top of the VM stack. */
 int ar__recipe_read_exports(struct ar_vm *vm, struct ar_recipe *r, char *err, size_t errlen);
 /* Validates a loaded recipe; reports each problem as "file:line: what" through cb. */

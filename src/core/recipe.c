@@ -159,3 +159,34 @@ int ar__recipe_read_exports(struct ar_vm *vm, struct ar_recipe *r, char *err, si
     duk_pop(ctx);
     return 0;
 }
+
+static duk_ret_t decode_triggers_safe(duk_context *ctx, void *udata)
+{
+    duk_push_string(ctx, udata);
+    duk_json_decode(ctx, -1);
+    return 1;
+}
+
+void ar__recipes_each_trigger(struct ar_engine *e, ar_trigger_fn fn, void *data)
+{
+    duk_context *ctx = e->vm->ctx;
+    for (struct ar_recipe *r = e->recipes; r; r = r->next) {
+        if (duk_safe_call(ctx, decode_triggers_safe, r->triggers_json, 0, 1) !=
+                DUK_EXEC_SUCCESS ||
+            !duk_is_array(ctx, -1)) {
+            duk_pop(ctx);
+            continue;
+        }
+        duk_idx_t arr = duk_get_top_index(ctx);
+        duk_size_t n = duk_get_length(ctx, arr);
+        for (duk_size_t i = 0; i < n; i++) {
+            duk_get_prop_index(ctx, arr, (duk_uarridx_t)i);
+            duk_idx_t t = duk_get_top_index(ctx);
+            if (duk_is_object(ctx, t)) {
+                fn(ctx, (int)t, r, data);
+            }
+            duk_pop(ctx);
+        }
+        duk_pop(ctx);
+    }
+}

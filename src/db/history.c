@@ -891,6 +891,22 @@ int ar_history_interrupt_running(struct ar_history *h, ar_run_row_cb cb, void *d
     return ar_history_mark_interrupted(h, count);
 }
 
+/* Runs a query of at most one row: its first column into *out (0), no row (AR_ENOENT) or
+ * an error (AR_EIO). The statement is reset for its next use. */
+static int step_int64(sqlite3_stmt *st, int64_t *out)
+{
+    int s = sqlite3_step(st), rc = AR_ENOENT;
+    if (s == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
 int ar_history_delivery_find(struct ar_history *h, const char *key, int64_t now_ms,
                              int64_t *run_id)
 {
@@ -900,16 +916,7 @@ int ar_history_delivery_find(struct ar_history *h, const char *key, int64_t now_
     }
     bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, now_ms);
-    int s = sqlite3_step(st), rc = AR_ENOENT;
-    if (s == SQLITE_ROW) {
-        *run_id = sqlite3_column_int64(st, 0);
-        rc = 0;
-    } else if (s != SQLITE_DONE) {
-        rc = AR_EIO;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
+    return step_int64(st, run_id);
 }
 
 int ar_history_delivery_add(struct ar_history *h, const char *key, const char *recipe,
@@ -955,16 +962,7 @@ int ar_history_cron_last(struct ar_history *h, const char *recipe, const char *s
     }
     bind_text(st, 1, recipe);
     bind_text(st, 2, schedule);
-    int s = sqlite3_step(st), rc = AR_ENOENT;
-    if (s == SQLITE_ROW) {
-        *last_ms = sqlite3_column_int64(st, 0);
-        rc = 0;
-    } else if (s != SQLITE_DONE) {
-        rc = AR_EIO;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
+    return step_int64(st, last_ms);
 }
 
 int ar_history_cron_set(struct ar_history *h, const char *recipe, const char *schedule,

@@ -462,13 +462,6 @@ static void timer_cb(uv_timer_t *t)
 
 /* ---- loading ---- */
 
-static duk_ret_t decode_safe(duk_context *ctx, void *udata)
-{
-    duk_push_string(ctx, udata);
-    duk_json_decode(ctx, -1);
-    return 1;
-}
-
 /* 64-bit FNV-1a: a short, stable name for a trigger's options. */
 static uint64_t fnv1a(const char *s)
 {
@@ -636,32 +629,22 @@ static void entry_start(struct ar_poller *p, struct entry *en)
     arm(en, wait);
 }
 
+static void add_trigger(duk_context *ctx, int t, struct ar_recipe *r, void *data)
+{
+    struct ar_poller *p = data;
+    struct entry *en = entry_read(p, ctx, t, r->name);
+    if (en) {
+        uv_timer_init(&p->e->loop, &en->timer);
+        en->next = p->entries;
+        p->entries = en;
+        p->n++;
+    }
+}
+
 size_t ar_poller_load(struct ar_poller *p)
 {
     clear(p);
-    duk_context *ctx = p->e->vm->ctx;
-    for (struct ar_recipe *r = p->e->recipes; r; r = r->next) {
-        if (duk_safe_call(ctx, decode_safe, r->triggers_json, 0, 1) != DUK_EXEC_SUCCESS ||
-            !duk_is_array(ctx, -1)) {
-            duk_pop(ctx);
-            continue;
-        }
-        duk_idx_t arr = duk_get_top_index(ctx);
-        duk_size_t n = duk_get_length(ctx, arr);
-        for (duk_size_t i = 0; i < n; i++) {
-            duk_get_prop_index(ctx, arr, (duk_uarridx_t)i);
-            duk_idx_t t = duk_get_top_index(ctx);
-            struct entry *en = duk_is_object(ctx, t) ? entry_read(p, ctx, t, r->name) : NULL;
-            if (en) {
-                uv_timer_init(&p->e->loop, &en->timer);
-                en->next = p->entries;
-                p->entries = en;
-                p->n++;
-            }
-            duk_pop(ctx);
-        }
-        duk_pop(ctx);
-    }
+    ar__recipes_each_trigger(p->e, add_trigger, p);
     for (struct entry *en = p->entries; en; en = en->next) {
         entry_start(p, en);
     }

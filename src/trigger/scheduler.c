@@ -203,13 +203,6 @@ static void entry_start(struct ar_scheduler *s, struct entry *en)
     plan(en, now_s);
 }
 
-static duk_ret_t decode_safe(duk_context *ctx, void *udata)
-{
-    duk_push_string(ctx, udata);
-    duk_json_decode(ctx, -1);
-    return 1;
-}
-
 static char *get_str(duk_context *ctx, duk_idx_t obj, const char *key)
 {
     duk_get_prop_string(ctx, obj, key);
@@ -255,34 +248,24 @@ static struct entry *entry_read(struct ar_scheduler *s, duk_context *ctx, duk_id
     return en;
 }
 
+static void add_trigger(duk_context *ctx, int t, struct ar_recipe *r, void *data)
+{
+    struct ar_scheduler *s = data;
+    char *expr = get_str(ctx, t, "cron");
+    struct entry *en = expr ? entry_read(s, ctx, t, r->name, expr) : NULL;
+    if (en) {
+        uv_timer_init(&s->e->loop, &en->timer);
+        en->next = s->entries;
+        s->entries = en;
+        s->n++;
+    }
+    free(expr);
+}
+
 size_t ar_scheduler_load(struct ar_scheduler *s)
 {
     clear(s);
-    duk_context *ctx = s->e->vm->ctx;
-    for (struct ar_recipe *r = s->e->recipes; r; r = r->next) {
-        if (duk_safe_call(ctx, decode_safe, r->triggers_json, 0, 1) != DUK_EXEC_SUCCESS ||
-            !duk_is_array(ctx, -1)) {
-            duk_pop(ctx);
-            continue;
-        }
-        duk_idx_t arr = duk_get_top_index(ctx);
-        duk_size_t n = duk_get_length(ctx, arr);
-        for (duk_size_t i = 0; i < n; i++) {
-            duk_get_prop_index(ctx, arr, (duk_uarridx_t)i);
-            duk_idx_t t = duk_get_top_index(ctx);
-            char *expr = duk_is_object(ctx, t) ? get_str(ctx, t, "cron") : NULL;
-            struct entry *en = expr ? entry_read(s, ctx, t, r->name, expr) : NULL;
-            if (en) {
-                uv_timer_init(&s->e->loop, &en->timer);
-                en->next = s->entries;
-                s->entries = en;
-                s->n++;
-            }
-            free(expr);
-            duk_pop(ctx);
-        }
-        duk_pop(ctx);
-    }
+    ar__recipes_each_trigger(s->e, add_trigger, s);
     /* Started after the VM is no longer needed: fire() may load recipes. */
     for (struct entry *en = s->entries; en; en = en->next) {
         entry_start(s, en);

@@ -881,13 +881,6 @@ static struct route *route_read(duk_context *ctx, duk_idx_t t, const char *recip
     return rt;
 }
 
-static duk_ret_t decode_safe(duk_context *ctx, void *udata)
-{
-    duk_push_string(ctx, udata);
-    duk_json_decode(ctx, -1);
-    return 1;
-}
-
 /* Adds rt unless another recipe has the path: the recipe whose name sorts first keeps it. */
 static void route_add(struct ar_webhooks *w, struct route *rt)
 {
@@ -912,6 +905,27 @@ static void route_add(struct ar_webhooks *w, struct route *rt)
     w->n_routes++;
 }
 
+static void add_trigger(duk_context *ctx, int t, struct ar_recipe *r, void *data)
+{
+    struct ar_webhooks *w = data;
+    char *path = get_str(ctx, t, "webhook");
+    if (path && path[0] == '/') {
+        struct route *rt = route_read(ctx, t, r->name, path);
+        if (rt->problem) {
+            ar_log_error("webhook", "%s: webhook %s: %s; it answers 500 until fixed", r->name,
+                         rt->path, rt->problem);
+        } else if (rt->spec.scheme == AR_VERIFY_NONE) {
+            ar_log_warn("webhook", "%s: webhook %s has no verify: anyone who can reach it can "
+                                   "start the recipe",
+                        r->name, rt->path);
+        }
+        route_add(w, rt);
+    } else if (path) {
+        ar_log_error("webhook", "%s: webhook '%s' must start with /", r->name, path);
+    }
+    free(path);
+}
+
 size_t ar_webhooks_load(struct ar_webhooks *w)
 {
     while (w->routes) {
@@ -920,40 +934,7 @@ size_t ar_webhooks_load(struct ar_webhooks *w)
         route_free(r);
     }
     w->n_routes = 0;
-    duk_context *ctx = w->e->vm->ctx;
-    for (struct ar_recipe *r = w->e->recipes; r; r = r->next) {
-        if (duk_safe_call(ctx, decode_safe, r->triggers_json, 0, 1) != DUK_EXEC_SUCCESS ||
-            !duk_is_array(ctx, -1)) {
-            duk_pop(ctx);
-            continue;
-        }
-        duk_idx_t arr = duk_get_top_index(ctx);
-        duk_size_t n = duk_get_length(ctx, arr);
-        for (duk_size_t i = 0; i < n; i++) {
-            duk_get_prop_index(ctx, arr, (duk_uarridx_t)i);
-            duk_idx_t t = duk_get_top_index(ctx);
-            if (duk_is_object(ctx, t)) {
-                char *path = get_str(ctx, t, "webhook");
-                if (path && path[0] == '/') {
-                    struct route *rt = route_read(ctx, t, r->name, path);
-                    if (rt->problem) {
-                        ar_log_error("webhook", "%s: webhook %s: %s; it answers 500 until fixed",
-                                     r->name, rt->path, rt->problem);
-                    } else if (rt->spec.scheme == AR_VERIFY_NONE) {
-                        ar_log_warn("webhook", "%s: webhook %s has no verify: anyone who can "
-                                               "reach it can start the recipe",
-                                    r->name, rt->path);
-                    }
-                    route_add(w, rt);
-                } else if (path) {
-                    ar_log_error("webhook", "%s: webhook '%s' must start with /", r->name, path);
-                }
-                free(path);
-            }
-            duk_pop(ctx);
-        }
-        duk_pop(ctx);
-    }
+    ar__recipes_each_trigger(w->e, add_trigger, w);
     return w->n_routes;
 }
 
