@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct route {
     struct route *next;
@@ -20,6 +21,7 @@ struct route {
     int respond_result;
     int64_t result_timeout_ms;
     char *problem; /* owned; set when the route cannot verify: it answers 500 */
+    int stale;     /* its recipe stopped loading at a reload: it answers 503 until fixed */
     struct ar_verify_spec spec; /* strings point at the owned copies below */
     char *secret_name;
     char *header;
@@ -926,15 +928,51 @@ static void add_trigger(duk_context *ctx, int t, struct ar_recipe *r, void *data
     free(path);
 }
 
+static int recipe_loaded(struct ar_engine *e, const char *name)
+{
+    for (struct ar_recipe *r = e->recipes; r; r = r->next) {
+        if (strcmp(r->name, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int recipe_file_exists(struct ar_engine *e, const char *name)
+{
+    char *file = ar_asprintf("%s.js", name);
+    char *path = ar_path_join(e->cfg->recipes_dir, file);
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    free(path);
+    free(file);
+    return exists;
+}
+
 size_t ar_webhooks_load(struct ar_webhooks *w)
 {
-    while (w->routes) {
-        struct route *r = w->routes;
-        w->routes = r->next;
-        route_free(r);
-    }
+    struct route *old = w->routes;
+    w->routes = NULL;
     w->n_routes = 0;
     ar__recipes_each_trigger(w->e, add_trigger, w);
+    /* A recipe that stopped loading at a reload (an edit with a syntax error) keeps its paths,
+     * answering 503: senders retry a 5xx, while a 404 would make them drop the event. A recipe
+     * whose file is gone loses its paths. */
+    while (old) {
+        struct route *r = old;
+        old = r->next;
+        if (route_find(w, r->path) == NULL && !recipe_loaded(w->e, r->recipe) &&
+            recipe_file_exists(w->e, r->recipe)) {
+            r->stale = 1;
+            r->next = w->routes;
+            w->routes = r;
+            w->n_routes++;
+            ar_log_error("webhook", "%s: webhook %s answers 503 until the recipe loads again",
+                         r->recipe, r->path);
+        } else {
+            route_free(r);
+        }
+    }
     return w->n_routes;
 }
 
@@ -1037,6 +1075,11 @@ void ar_webhooks_handle(struct ar_webhooks *w, struct ar_http_req *req)
         /* Trello checks a callback URL with HEAD before it sends anything. */
         log_answer(req, 200, rt->recipe, 0, " (HEAD, nothing queued)");
         answer(w, req, 200, "");
+        return;
+    }
+    if (rt->stale) {
+        log_answer(req, 503, rt->recipe, 0, "the recipe does not load");
+        answer_error(w, req, 503, "the recipe behind this webhook does not load; retry later");
         return;
     }
     if (rt->problem) {

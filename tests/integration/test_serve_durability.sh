@@ -242,6 +242,32 @@ VERS=$(t_sql "SELECT group_concat(json_extract(result,'$.id') || ':' || json_ext
 t_expect_eq "no event lost in the reload; the new code runs after it" "$VERS" "1:1 2:2 3:2 4:2 5:2 6:2"
 t_expect_eq "no versioned run failed" "$(t_sql "SELECT count(*) FROM runs WHERE recipe='versioned' AND status!='succeeded'")" 0
 
+# ---- 6. a reload that breaks the recipe: its webhook answers 503 (senders retry), not 404 ----
+printf 'exports.triggers = [{ webhook: "/hooks/v" }];\nexports.run = function ( {\n' \
+    >"$AUTORUN_RECIPES/versioned.js"
+RELOADS=$(grep -c reloaded "$LOG")
+kill -HUP "$SPID"
+reloaded_again() { [ "$(grep -c reloaded "$LOG")" -gt "$RELOADS" ]; }
+until_true 100 reloaded_again || t_fail "the reload with a broken recipe happens" "$(tail "$LOG")"
+post /hooks/v '{"id":7}'
+t_expect_eq "a broken recipe's webhook answers 503" "$CODE" 503
+t_expect_contains "the 503 says why" "$BODY" "does not load"
+cat >"$AUTORUN_RECIPES/versioned.js" <<'JS'
+exports.triggers = [{ webhook: '/hooks/v' }];
+exports.run = function (event) { return { v: 3, id: event.json.id }; };
+JS
+RELOADS=$(grep -c reloaded "$LOG")
+kill -HUP "$SPID"
+until_true 100 reloaded_again || t_fail "the reload with the fixed recipe happens" "$(tail "$LOG")"
+post /hooks/v '{"id":8}'
+t_expect_eq "fixed again: the webhook accepts" "$CODE" 202
+rm -f "$AUTORUN_RECIPES/versioned.js"
+RELOADS=$(grep -c reloaded "$LOG")
+kill -HUP "$SPID"
+until_true 100 reloaded_again || t_fail "the reload without the recipe happens" "$(tail "$LOG")"
+post /hooks/v '{"id":9}'
+t_expect_eq "a deleted recipe's webhook answers 404" "$CODE" 404
+
 kill -TERM "$SPID"
 wait_exit "$SPID"
 t_expect_eq "final SIGTERM: exit 0" "$EXIT" 0
