@@ -601,12 +601,18 @@ int ar_history_prune(struct ar_history *h, int64_t before_ms, int64_t *deleted)
     }
     exec(h, "DELETE FROM store WHERE expires_at IS NOT NULL AND expires_at < "
             "CAST(strftime('%s','now') AS INTEGER) * 1000");
+    int64_t freed = n + sqlite3_changes(h->db);
     if (ar_history_commit(h) != 0) {
         return AR_EIO;
     }
-    /* Give the freed pages back to the file system, and cap the WAL. */
-    exec(h, "PRAGMA incremental_vacuum");
-    exec(h, "PRAGMA wal_checkpoint(TRUNCATE)");
+    /* Give the freed pages back to the file system, and cap the WAL. Only when something was
+     * deleted: the TRUNCATE checkpoint holds the loop thread while it copies the whole WAL, a
+     * stall of 100 ms or more that the service's periodic maintenance must not cause for
+     * nothing. */
+    if (freed > 0) {
+        exec(h, "PRAGMA incremental_vacuum");
+        exec(h, "PRAGMA wal_checkpoint(TRUNCATE)");
+    }
     *deleted = n;
     return 0;
 }

@@ -113,6 +113,9 @@ static const char *const ar__schema_migrations[] = {
     "  UNIQUE (recipe, trigger, item)"
     ");"
     "CREATE INDEX poll_seen_by_age ON poll_seen(recipe, trigger, id);",
+    /* 5: retention finds old runs through an index (src/db/history.c ar_history_prune), not a
+     * scan of the whole table on the service's loop thread. */
+    "CREATE INDEX runs_by_age ON runs(coalesce(finished_at, started_at, queued_at));",
 };
 
 #define AR_SCHEMA_VERSION ((int)(sizeof(ar__schema_migrations) / sizeof(ar__schema_migrations[0])))
