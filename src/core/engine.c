@@ -19,9 +19,12 @@ static void commit_now(struct ar_engine *e)
     }
 }
 
+/* The last prepare callback of an iteration (libuv runs the oldest handle last): commit what
+ * the iteration wrote, then let out the log lines it produced before the loop waits. */
 static void commit_prepare_cb(uv_prepare_t *h)
 {
     commit_now(ar_container_of(h, struct ar_engine, commit_prepare));
+    ar_log_flush();
 }
 
 static void commit_check_cb(uv_check_t *h)

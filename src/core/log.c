@@ -2,12 +2,23 @@
 #include "core/log.h"
 #include "core/error.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 enum ar_log_level ar__log_level = AR_LOG_INFO;
+
+/* Batching: the service logs two lines per webhook event, and one write(2) per line was a
+ * tenth of its loop thread's time. Lines gather here and go out in one write when the loop
+ * is about to wait, or when the buffer fills; a crash loses at most one loop iteration's lines
+ * (history, not the log, is the durable record). Worker threads log too, hence the lock. */
+#define BATCH_BYTES (64 * 1024)
+static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static int batching;
+static size_t batch_len;
+static char batch[BATCH_BYTES];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -48,5 +59,34 @@ void ar__log_write(enum ar_log_level level, const char *component, const char *f
         len = sizeof(line) - 2;
     }
     line[len++] = '\n';
-    fwrite(line, 1, len, stderr);
+    pthread_mutex_lock(&batch_lock);
+    if (batching) {
+        if (batch_len + len > sizeof(batch)) {
+            fwrite(batch, 1, batch_len, stderr);
+            batch_len = 0;
+        }
+        memcpy(batch + batch_len, line, len);
+        batch_len += len;
+    } else {
+        fwrite(line, 1, len, stderr);
+    }
+    pthread_mutex_unlock(&batch_lock);
+}
+
+void ar_log_batch(int on)
+{
+    ar_log_flush();
+    pthread_mutex_lock(&batch_lock);
+    batching = on;
+    pthread_mutex_unlock(&batch_lock);
+}
+
+void ar_log_flush(void)
+{
+    pthread_mutex_lock(&batch_lock);
+    if (batch_len > 0) {
+        fwrite(batch, 1, batch_len, stderr);
+        batch_len = 0;
+    }
+    pthread_mutex_unlock(&batch_lock);
 }

@@ -11,6 +11,10 @@ int ar_log_parse_level(const char *s, enum ar_log_level *out);
 const char *ar_log_level_name(enum ar_log_level level);
 void ar__log_write(enum ar_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* ar_log_batch(1) holds lines until ar_log_flush() (or a full buffer); the engine flushes
+ * before its loop waits. ar_log_batch(0) flushes and goes back to one write per line. */
+void ar_log_batch(int on);
+void ar_log_flush(void);
 
 /* The level is checked before any argument is formatted. */
 #define ar_log(level, component, ...)                                                            \

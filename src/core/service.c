@@ -506,11 +506,13 @@ int ar_service_run(struct ar_engine *e, const struct ar_service_opts *opts)
                            "interrupted run(s) found",
                 AR_VERSION, ar_http_server_address(s->http), (long)getpid(), s->n_recipes,
                 s->n_webhooks, s->n_crons, (long long)queued, (long long)interrupted);
+    ar_log_batch(1);
     ar_engine_run_loop(e);
 
 out:
     close_all(s);
     uv_run(&e->loop, UV_RUN_DEFAULT);
+    ar_log_batch(0);
     ar_metrics_destroy(s->metrics);
     if (s->lock_fd >= 0) {
         close(s->lock_fd);

@@ -62,6 +62,7 @@ static duk_ret_t js_core_log(duk_context *ctx)
         ar__run_log(run, level, msg);
     } else {
         /* A recipe logging while it loads (top-level code). */
+        ar_log_flush();
         fprintf(stderr, "autorun: [load] %s: %s\n", level, msg);
     }
     return 0;

@@ -163,6 +163,7 @@ static void vm_free(void *udata, void *ptr)
 static void vm_fatal(void *udata, const char *msg)
 {
     /* Only reached for errors outside any protected call, which autorun never makes. */
+    ar_log_flush();
     fprintf(stderr, "autorun: fatal JavaScript engine error: %s\n", msg ? msg : "(none)");
     abort();
 }
