@@ -67,7 +67,11 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
     }
 }
 
-void ar_engine_destroy(struct ar_engine *e)
+/* free_memory 0: the process exits next. What other processes must see still happens (runs
+ * recorded as interrupted, history committed and closed, database and SMTP sessions ended);
+ * the JavaScript heap and the recipes are left to the kernel, which takes them back at once,
+ * where Duktape would walk the heap three times and free each object. */
+static void engine_teardown(struct ar_engine *e, int free_memory)
 {
     if (e == NULL) {
         return;
@@ -92,6 +96,11 @@ void ar_engine_destroy(struct ar_engine *e)
         uv_run(&e->loop, UV_RUN_DEFAULT);
         uv_loop_close(&e->loop);
     }
+    if (!free_memory) {
+        ar__vm_end_sessions(e->vm);
+        ar_history_close(e->history);
+        return;
+    }
     ar__vm_destroy(e->vm);
     ar_history_close(e->history);
     while (e->recipes) {
@@ -105,6 +114,16 @@ void ar_engine_destroy(struct ar_engine *e)
     }
     free(e->secrets);
     free(e);
+}
+
+void ar_engine_destroy(struct ar_engine *e)
+{
+    engine_teardown(e, 1);
+}
+
+void ar_engine_exit(struct ar_engine *e)
+{
+    engine_teardown(e, AR_SANITIZED);
 }
 
 struct ar_curl_uv *ar__engine_curl(struct ar_engine *e)

@@ -537,6 +537,22 @@ int ar__vm_create(struct ar_engine *e, struct ar_vm **out, char *err, size_t err
     return 0;
 }
 
+void ar__vm_end_sessions(struct ar_vm *vm)
+{
+    if (vm == NULL) {
+        return;
+    }
+    vm->current = NULL;
+    /* Each state object is referenced from the stash alone: deleting the reference runs its
+     * finalizer at once (reference counting), as destroying the heap would. */
+    static const char *const owners[] = {"sqlState", "mailState", "\xff" "httpStateOwner"};
+    duk_push_heap_stash(vm->ctx);
+    for (size_t i = 0; i < AR_ARRAY_SIZE(owners); i++) {
+        duk_del_prop_string(vm->ctx, -1, owners[i]);
+    }
+    duk_pop(vm->ctx);
+}
+
 void ar__vm_destroy(struct ar_vm *vm)
 {
     if (vm == NULL) {

@@ -28,6 +28,9 @@ typedef void (*ar_vm_push_cb)(duk_context *ctx, void *data);
 
 int ar__vm_create(struct ar_engine *e, struct ar_vm **out, char *err, size_t errlen);
 void ar__vm_destroy(struct ar_vm *vm);
+/* Ends the sessions the heap's native state holds (database connections, SMTP) by running
+ * their finalizers now, and leaves the heap itself to the exiting process. */
+void ar__vm_end_sessions(struct ar_vm *vm);
 
 /* Compiles and evaluates a recipe module; on success leaves nothing on the stack and
  * fills r's settings; on failure writes "file:line: Error: message" into err. */
