@@ -1,5 +1,6 @@
 /* autorun: the command line. Parses global options and dispatches to src/cli/. */
 #include "cli/cli.h"
+#include "core/prefault.h"
 #include "trigger/cron.h"
 
 #include <signal.h>
@@ -100,6 +101,7 @@ int main(int argc, char **argv)
              * its mmap threshold fixed, and a long-lived process gains nothing from it. */
             if (commands[i].fn != ar__cli_serve) {
                 ar_heap_prefault(AR_HEAP_PREFAULT_BYTES);
+                ar_code_prefault();
             }
             status = commands[i].fn(&cli, argc - 1, argv + 1);
             ar_engine_exit(cli.engine);

@@ -2,6 +2,7 @@
  * every run. History writes made during a loop iteration are committed together. */
 #include "internal.h"
 #include "core/log.h"
+#include "core/prefault.h"
 #include "db/history.h"
 #include "js/vm.h"
 #include "net/curl_uv.h"

@@ -5,11 +5,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,33 +31,6 @@ void *ar_calloc(size_t n, size_t size)
         abort();
     }
     return p;
-}
-
-void ar_heap_prefault(size_t bytes)
-{
-#if defined(__GLIBC__) && defined(MADV_POPULATE_WRITE)
-    if (AR_SANITIZED) {
-        return; /* the sanitizer's allocator does not use the brk heap */
-    }
-    /* Grow the heap by `bytes` at once, keep that much when memory is freed, then map it
-     * in one call. Kernels older than 5.14 refuse MADV_POPULATE_WRITE: the pages then
-     * fault in one by one, as they would have anyway. */
-    mallopt(M_TOP_PAD, (int)bytes);
-    mallopt(M_TRIM_THRESHOLD, (int)(2 * bytes));
-    char *before = sbrk(0);
-    void *volatile p = malloc(1); /* volatile: a malloc/free pair may be elided otherwise */
-    char *after = sbrk(0);
-    long page = sysconf(_SC_PAGESIZE);
-    if (before != (char *)-1 && after > before && page > 0) {
-        uintptr_t start = ((uintptr_t)before + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-        if ((uintptr_t)after > start) {
-            madvise((void *)start, (uintptr_t)after - start, MADV_POPULATE_WRITE);
-        }
-    }
-    free(p);
-#else
-    (void)bytes;
-#endif
 }
 
 char *ar_strndup(const char *s, size_t n)

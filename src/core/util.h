@@ -30,16 +30,6 @@ char *ar_strndup(const char *s, size_t n);
 char *ar_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *ar_malloc(size_t n); /* abort on out-of-memory: used only for small internal state */
 void *ar_calloc(size_t n, size_t size);
-/* Page faults are costly on virtual machines (about 10 µs each on the development VM), and a
- * short `autorun run` touches some 170 fresh heap pages: this grows the heap by `bytes` once
- * and maps them in a single call. The heap then grows and shrinks in steps of `bytes`. */
-void ar_heap_prefault(size_t bytes);
-/* Built with AddressSanitizer: memory must be freed at exit, or its leak check fails. */
-#if defined(__SANITIZE_ADDRESS__)
-#define AR_SANITIZED 1
-#else
-#define AR_SANITIZED 0
-#endif
 
 /* "250ms", "30s", "10m", "1h30m", "7d", "1w"; a bare number means milliseconds. */
 int ar_parse_duration(const char *s, int64_t *out_ms);

@@ -1,0 +1,26 @@
+/* Mapping memory up front for short-lived commands. A page fault costs about 10 µs on the
+ * virtual machines autorun often runs on (25 µs and more when the kernel maps 16 file pages
+ * around it), and `autorun run` of a short recipe used to take some 240 of them: a third of
+ * its time. One madvise() call maps the same pages for a fraction of that. */
+#ifndef AR_CORE_PREFAULT_H
+#define AR_CORE_PREFAULT_H
+
+#include <stddef.h>
+
+/* Built with AddressSanitizer: memory must be freed at exit, or its leak check fails; and
+ * its allocator does not use the brk heap. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AR_SANITIZED 1
+#else
+#define AR_SANITIZED 0
+#endif
+
+/* Grows the heap by `bytes` at once and maps it; the heap then grows and shrinks in steps of
+ * `bytes`. Call it before anything has grown the heap. */
+void ar_heap_prefault(size_t bytes);
+
+/* Maps the read-only segments (code, constants) of the executable and the libraries loaded
+ * with it, so that the code a command runs is not brought in one fault at a time. */
+void ar_code_prefault(void);
+
+#endif
