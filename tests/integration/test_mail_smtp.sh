@@ -111,6 +111,8 @@ if [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 4 ]; then
 else
     t_fail "batch: connections reused" "connections: $CONNS for 40 messages"
 fi
+# The process ends its sessions politely before it exits (no dropped connections on the server).
+t_expect_eq "batch: every session ended with QUIT" "$(stat_of "$T_TMP/s2" quits)" "$CONNS"
 t_expect_eq "batch: 40 mail steps" "$(t_sql "SELECT count(*) FROM steps WHERE run_id=2 AND kind='mail' AND status='sent'")" "40"
 
 # ---- A refused recipient: MailError with the server's reply, the process goes on ----

@@ -3,7 +3,7 @@
 
 Normal mode (Debian's python3-aiosmtpd): every message is written to DIR as N.eml (the bytes
 as received) and one line of DIR/envelopes.jsonl ({"n", "from", "rcpt", "conn"}); DIR/stats.json
-holds {"connections", "messages"} and is rewritten on every change. Options reject a recipient
+holds {"connections", "messages", "quits"} and is rewritten on every change. Options reject a recipient
 (550) or a sender (553), require AUTH (PLAIN/LOGIN), offer STARTTLS or speak TLS from the
 first byte.
 
@@ -27,11 +27,13 @@ class Stats:
         self.dir = directory
         self.connections = 0
         self.messages = 0
+        self.quits = 0
 
     def write(self):
         tmp = os.path.join(self.dir, ".stats.json.tmp")
         with open(tmp, "w") as f:
-            json.dump({"connections": self.connections, "messages": self.messages}, f)
+            json.dump({"connections": self.connections, "messages": self.messages,
+                       "quits": self.quits}, f)
         os.replace(tmp, os.path.join(self.dir, "stats.json"))
 
 
@@ -101,6 +103,11 @@ def make_aiosmtpd_server(args, stats, loop):
             stats.connections += 1
             self.session.sink_conn = stats.connections
             stats.write()
+
+        async def smtp_QUIT(self, arg):
+            stats.quits += 1
+            stats.write()
+            return await super().smtp_QUIT(arg)
 
     def factory():
         kw = {}
