@@ -1565,7 +1565,7 @@ void ar__js_http_open(duk_context *ctx)
     duk_put_prop_string(ctx, -2, STATE_KEY);
     duk_push_c_function(ctx, state_finalizer, 1);
     duk_set_finalizer(ctx, -2);
-    duk_put_prop_string(ctx, -2, "\xff" "httpStateOwner");
+    duk_put_prop_string(ctx, -2, AR_JS_HTTP_STATE_OWNER);
     duk_pop(ctx);
     if (st->engine->cfg->http_limits != NULL) {
         parse_limits_setting(st, st->engine->cfg->http_limits);

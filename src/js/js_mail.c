@@ -139,7 +139,7 @@ static struct mail_state *state_of(duk_context *ctx)
 {
     struct mail_state *st = NULL;
     duk_push_heap_stash(ctx);
-    if (duk_get_prop_string(ctx, -1, "mailState")) {
+    if (duk_get_prop_string(ctx, -1, AR_JS_MAIL_STATE)) {
         duk_get_prop_string(ctx, -1, DUK_HIDDEN_SYMBOL("state"));
         st = duk_get_pointer(ctx, -1);
         duk_pop(ctx);
@@ -154,7 +154,7 @@ static struct mail_state *state_of(duk_context *ctx)
         duk_put_prop_string(ctx, -2, DUK_HIDDEN_SYMBOL("state"));
         duk_push_c_function(ctx, state_finalize, 2);
         duk_set_finalizer(ctx, -2);
-        duk_put_prop_string(ctx, -2, "mailState");
+        duk_put_prop_string(ctx, -2, AR_JS_MAIL_STATE);
     }
     duk_pop(ctx);
     return st;

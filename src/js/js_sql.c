@@ -77,7 +77,7 @@ static duk_ret_t state_finalizer(duk_context *ctx)
 static struct sql_state *state_of(duk_context *ctx)
 {
     duk_push_heap_stash(ctx);
-    duk_get_prop_string(ctx, -1, "sqlState");
+    duk_get_prop_string(ctx, -1, AR_JS_SQL_STATE);
     duk_get_prop_string(ctx, -1, STATE_PTR);
     struct sql_state *st = duk_get_pointer(ctx, -1);
     duk_pop_3(ctx);
@@ -519,6 +519,6 @@ void ar__js_sql_open(duk_context *ctx)
     duk_put_prop_string(ctx, -2, STATE_PTR);
     duk_push_c_function(ctx, state_finalizer, 1);
     duk_set_finalizer(ctx, -2);
-    duk_put_prop_string(ctx, -2, "sqlState");
+    duk_put_prop_string(ctx, -2, AR_JS_SQL_STATE);
     duk_pop(ctx);
 }

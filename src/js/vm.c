@@ -545,7 +545,8 @@ void ar__vm_end_sessions(struct ar_vm *vm)
     vm->current = NULL;
     /* Each state object is referenced from the stash alone: deleting the reference runs its
      * finalizer at once (reference counting), as destroying the heap would. */
-    static const char *const owners[] = {"sqlState", "mailState", "\xff" "httpStateOwner"};
+    static const char *const owners[] = {AR_JS_SQL_STATE, AR_JS_MAIL_STATE,
+                                         AR_JS_HTTP_STATE_OWNER};
     duk_push_heap_stash(vm->ctx);
     for (size_t i = 0; i < AR_ARRAY_SIZE(owners); i++) {
         duk_del_prop_string(vm->ctx, -1, owners[i]);

@@ -63,6 +63,12 @@ void ar__js_sql_open(duk_context *ctx);
 void ar__js_mail_open(duk_context *ctx);
 void ar__js_plugin_open(duk_context *ctx); /* src/plugin/api.c: native plugins */
 
+/* Heap-stash keys of the objects whose finalizers end a binding's sessions (database
+ * connections, SMTP, curl handles); ar__vm_end_sessions() deletes them. */
+#define AR_JS_SQL_STATE "sqlState"
+#define AR_JS_MAIL_STATE "mailState"
+#define AR_JS_HTTP_STATE_OWNER "\xff" "httpStateOwner"
+
 /* The VM of the engine that owns ctx (stored in the heap's udata). */
 struct ar_vm *ar__vm_of(duk_context *ctx);
 
