@@ -23,8 +23,12 @@ void ar_heap_prefault(size_t bytes)
     if (AR_SANITIZED) {
         return;
     }
+    /* Setting any of these turns off glibc's own tuning, which raises the mmap threshold up
+     * to 32 MiB (and the trim threshold to twice that) as large blocks are freed: start from
+     * there, or every large string a recipe builds and drops is a fresh mmap() and its faults. */
     mallopt(M_TOP_PAD, (int)bytes);
-    mallopt(M_TRIM_THRESHOLD, (int)(2 * bytes));
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     char *before = sbrk(0);
     void *volatile p = malloc(1); /* volatile: a malloc/free pair may be elided otherwise */
     char *after = sbrk(0);

@@ -15,8 +15,9 @@
 #define AR_SANITIZED 0
 #endif
 
-/* Grows the heap by `bytes` at once and maps it; the heap then grows and shrinks in steps of
- * `bytes`. Call it before anything has grown the heap. */
+/* Grows the heap by `bytes` at once and maps it; the heap then grows in steps of `bytes`, and
+ * blocks up to 32 MiB come from it. For short-lived commands: call it before anything has
+ * grown the heap. */
 void ar_heap_prefault(size_t bytes);
 
 /* Maps the read-only segments (code, constants) of the executable and the libraries loaded
