@@ -510,6 +510,80 @@ static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
     return 0;
 }
 
+/* The http, sql and mail runtimes are loaded the first time code reads one of their globals:
+ * a short run seldom needs all three, and loading them costs every process about 0.2 ms.
+ * Until then each global is an accessor that loads its file, which then defines the globals as
+ * plain properties. Magic: runtime index * 2 + global index. */
+static const struct lazy_runtime {
+    const char *source;
+    const char *globals[2];
+} lazy_runtimes[] = {
+    {"10_http", {"http", "HttpError"}},
+    {"20_sql", {"sql", NULL}},
+    {"30_mail", {"mail", NULL}},
+};
+
+static const struct lazy_runtime *lazy_runtime_of(const char *source)
+{
+    for (size_t i = 0; i < AR_ARRAY_SIZE(lazy_runtimes); i++) {
+        if (strcmp(lazy_runtimes[i].source, source) == 0) {
+            return &lazy_runtimes[i];
+        }
+    }
+    return NULL;
+}
+
+static duk_ret_t lazy_runtime_get(duk_context *ctx)
+{
+    int magic = duk_get_current_magic(ctx);
+    const struct lazy_runtime *lr = &lazy_runtimes[magic / 2];
+    const struct ar_js_source *src = ar__js_sources;
+    while (src->name && strcmp(src->name, lr->source) != 0) {
+        src++;
+    }
+    /* Shared by every run from now on: charged to none of them. */
+    struct ar_vm *vm = ar__vm_of(ctx);
+    struct ar_run *current = vm->current;
+    vm->current = NULL;
+    duk_int_t rc = duk_safe_call(ctx, runtime_safe, (void *)src, 0, 1);
+    vm->current = current;
+    if (rc != DUK_EXEC_SUCCESS) {
+        return duk_throw(ctx);
+    }
+    duk_push_global_object(ctx);
+    duk_get_prop_string(ctx, -1, lr->globals[magic % 2]);
+    return 1;
+}
+
+/* A recipe assigning to one of the names before reading it gets a plain global, as it would
+ * had the runtime been loaded. */
+static duk_ret_t lazy_runtime_set(duk_context *ctx)
+{
+    int magic = duk_get_current_magic(ctx);
+    duk_push_global_object(ctx);
+    duk_push_string(ctx, lazy_runtimes[magic / 2].globals[magic % 2]);
+    duk_dup(ctx, 0);
+    duk_def_prop(ctx, -3, DUK_DEFPROP_HAVE_VALUE | DUK_DEFPROP_SET_WRITABLE |
+                              DUK_DEFPROP_SET_CONFIGURABLE | DUK_DEFPROP_CLEAR_ENUMERABLE);
+    return 0;
+}
+
+static void define_lazy_runtime(duk_context *ctx, const struct lazy_runtime *lr)
+{
+    duk_push_global_object(ctx);
+    for (int g = 0; g < 2 && lr->globals[g]; g++) {
+        int magic = (int)(lr - lazy_runtimes) * 2 + g;
+        duk_push_string(ctx, lr->globals[g]);
+        duk_push_c_function(ctx, lazy_runtime_get, 0);
+        duk_set_magic(ctx, -1, magic);
+        duk_push_c_function(ctx, lazy_runtime_set, 1);
+        duk_set_magic(ctx, -1, magic);
+        duk_def_prop(ctx, -4, DUK_DEFPROP_HAVE_GETTER | DUK_DEFPROP_HAVE_SETTER |
+                                  DUK_DEFPROP_SET_CONFIGURABLE | DUK_DEFPROP_CLEAR_ENUMERABLE);
+    }
+    duk_pop(ctx);
+}
+
 int ar__vm_create(struct ar_engine *e, struct ar_vm **out, char *err, size_t errlen)
 {
     struct ar_vm *vm = ar_calloc(1, sizeof(*vm));
@@ -525,6 +599,11 @@ int ar__vm_create(struct ar_engine *e, struct ar_vm **out, char *err, size_t err
     }
     ar__duk_no_emergency_compaction(vm->ctx);
     for (const struct ar_js_source *src = ar__js_sources; src->name; src++) {
+        const struct lazy_runtime *lr = lazy_runtime_of(src->name);
+        if (lr != NULL) {
+            define_lazy_runtime(vm->ctx, lr);
+            continue;
+        }
         if (duk_safe_call(vm->ctx, runtime_safe, (void *)src, 0, 1) != DUK_EXEC_SUCCESS) {
             snprintf(err, errlen, "runtime %s.js: %s", src->name,
                      duk_safe_to_stacktrace(vm->ctx, -1));
