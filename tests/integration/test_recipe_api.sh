@@ -129,6 +129,19 @@ JS
 t_run run sandbox
 t_expect_contains "no process or Duktape globals" "$OUT" '{"process":"undefined","duktape":"undefined","fs":true}'
 
+# --- http, sql and mail load on first use, at a recipe's top level or inside a run ---
+t_recipe toplevel <<'JS'
+var get = http.get;
+exports.run = function () {
+    var e = new HttpError('down', { status: 500 });
+    return [typeof get, typeof sql.query, typeof mail.send, e instanceof HttpError,
+            e instanceof Error, e.status];
+};
+JS
+t_run run toplevel
+t_expect_rc "globals read at the top level" 0
+t_expect_contains "they are the runtimes" "$OUT" '["function","function","function",true,true,500]'
+
 # --- log volume is bounded ---
 t_recipe chatty <<'JS'
 exports.run = function () { for (var i = 0; i < 20000; i++) { log.info('line ' + i); } return i; };
