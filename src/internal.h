@@ -127,6 +127,8 @@ int ar_engine_create(struct ar_config *cfg, struct ar_engine **out, char *err, s
 void ar_engine_destroy(struct ar_engine *e);
 /* For a process about to exit: like ar_engine_destroy(), without freeing the memory. */
 void ar_engine_exit(struct ar_engine *e);
+/* Frees the loaded recipes and the secrets read for them; both are read again when next used. */
+void ar__engine_forget_recipes(struct ar_engine *e);
 int ar_engine_run_loop(struct ar_engine *e);
 /* Loads (once) and returns a recipe; on error err holds "file:line: what". */
 int ar_engine_recipe(struct ar_engine *e, const char *name, struct ar_recipe **out, char *err,

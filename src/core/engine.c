@@ -104,6 +104,12 @@ static void engine_teardown(struct ar_engine *e, int free_memory)
     }
     ar__vm_destroy(e->vm);
     ar_history_close(e->history);
+    ar__engine_forget_recipes(e);
+    free(e);
+}
+
+void ar__engine_forget_recipes(struct ar_engine *e)
+{
     while (e->recipes) {
         struct ar_recipe *r = e->recipes;
         e->recipes = r->next;
@@ -114,7 +120,9 @@ static void engine_teardown(struct ar_engine *e, int free_memory)
         free(e->secrets[i].url);
     }
     free(e->secrets);
-    free(e);
+    e->secrets = NULL;
+    e->n_secrets = 0;
+    e->secrets_loaded = 0;
 }
 
 void ar_engine_destroy(struct ar_engine *e)

@@ -112,11 +112,7 @@ void ar__run_failf(struct ar_run *run, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *msg = ar_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    char *msg = ar_vasprintf(fmt, ap);
     va_end(ap);
     ar__run_abort(run, msg);
     free(msg);

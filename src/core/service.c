@@ -103,20 +103,8 @@ static void reload_now(struct service *s)
     struct ar_vm *old = e->vm;
     e->vm = vm;
     ar__vm_destroy(old);
-    while (e->recipes) {
-        struct ar_recipe *r = e->recipes;
-        e->recipes = r->next;
-        ar__recipe_free(r);
-    }
     /* The secrets file is read again too: rotating a secret is a reason to reload. */
-    for (size_t i = 0; i < e->n_secrets; i++) {
-        free(e->secrets[i].name);
-        free(e->secrets[i].url);
-    }
-    free(e->secrets);
-    e->secrets = NULL;
-    e->n_secrets = 0;
-    e->secrets_loaded = 0;
+    ar__engine_forget_recipes(e);
 
     s->n_recipes = load_recipes(s);
     load_triggers(s);

@@ -33,6 +33,56 @@ void *ar_calloc(size_t n, size_t size)
     return p;
 }
 
+size_t ar_utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) {
+        return 0;
+    }
+    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+int ar_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = ar_utf8_seq(p + i, n - i);
+        if (l == 0) {
+            return 0;
+        }
+        i += l;
+    }
+    return 1;
+}
+
 char *ar_strndup(const char *s, size_t n)
 {
     if (s == NULL) {
@@ -49,15 +99,22 @@ char *ar_strdup(const char *s)
     return s ? ar_strndup(s, strlen(s)) : NULL;
 }
 
+char *ar_vasprintf(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = ar_malloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
 char *ar_asprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = ar_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    char *s = ar_vasprintf(fmt, ap);
     va_end(ap);
     return s;
 }

@@ -28,8 +28,15 @@ void ar_buf_free(struct ar_buf *b);
 char *ar_strdup(const char *s); /* NULL stays NULL; aborts on out-of-memory */
 char *ar_strndup(const char *s, size_t n);
 char *ar_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *ar_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 void *ar_malloc(size_t n); /* abort on out-of-memory: used only for small internal state */
 void *ar_calloc(size_t n, size_t size);
+
+/* Length of the UTF-8 sequence starting at s (n bytes available, n >= 1), 0 when it is not
+ * valid: overlong forms, surrogates (also CESU-8 pairs) and code points past U+10FFFF are
+ * refused. */
+size_t ar_utf8_seq(const unsigned char *s, size_t n);
+int ar_utf8_valid(const char *s, size_t n); /* every byte of s is part of a valid sequence */
 
 /* "250ms", "30s", "10m", "1h30m", "7d", "1w"; a bare number means milliseconds. */
 int ar_parse_duration(const char *s, int64_t *out_ms);

@@ -180,11 +180,7 @@ void ar__sql_fail(struct ar_sql_req *req, const char *code, const char *fmt, ...
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *msg = ar_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    char *msg = ar_vasprintf(fmt, ap);
     va_end(ap);
     free(req->error);
     req->error = msg;

@@ -528,32 +528,6 @@ static void format_size(int64_t n, char *buf, size_t len)
     }
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-    size_t n;
-    if (p[0] < 0x80) {
-        return 1;
-    } else if ((p[0] & 0xE0) == 0xC0 && p[0] >= 0xC2) {
-        n = 2;
-    } else if ((p[0] & 0xF0) == 0xE0) {
-        n = 3;
-    } else if ((p[0] & 0xF8) == 0xF0 && p[0] <= 0xF4) {
-        n = 4;
-    } else {
-        return 0;
-    }
-    if (n > left) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /* "key":"excerpt" with at most EXCERPT_BYTES of data, cut on a character boundary; bytes
  * that are not UTF-8 (or NUL) become '?' so the detail stays valid JSON. */
 static void put_excerpt(struct ar_buf *b, const char *key, const char *data, size_t len)
@@ -561,7 +535,7 @@ static void put_excerpt(struct ar_buf *b, const char *key, const char *data, siz
     struct ar_buf text = {0};
     size_t i = 0;
     while (i < len && i < EXCERPT_BYTES) {
-        size_t n = utf8_len((const unsigned char *)data + i, len - i);
+        size_t n = ar_utf8_seq((const unsigned char *)data + i, len - i);
         if (n == 0 || data[i] == '\0') {
             ar_buf_append(&text, "?", 1);
             i++;

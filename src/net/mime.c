@@ -109,58 +109,6 @@ static int is_atext(int c)
     return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-/* Length of the UTF-8 sequence starting at s (n bytes available), 0 when it is not valid:
- * overlong forms, surrogates (also CESU-8 pairs) and code points past U+10FFFF are refused. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) {
-        return 0;
-    }
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) {
-        return 0;
-    }
-    return len;
-}
-
-static int utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq(p + i, n - i);
-        if (l == 0) {
-            return 0;
-        }
-        i += l;
-    }
-    return 1;
-}
-
 static int is_ascii(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -194,7 +142,7 @@ static int check_header_value(const char *field, const char *v, char *err, size_
             return failf(err, errlen, AR_EINVAL, "%s contains a control character", field);
         }
     }
-    if (!utf8_valid(v, strlen(v))) {
+    if (!ar_utf8_valid(v, strlen(v))) {
         return failf(err, errlen, AR_EINVAL, "%s is not valid UTF-8", field);
     }
     return 0;
@@ -516,7 +464,7 @@ static void hdr_encoded(struct hdr *h, const char *s, size_t n)
         }
         size_t take = 0, cost = 0;
         while (i + take < n) {
-            size_t cl = utf8_seq(u + i + take, n - i - take);
+            size_t cl = ar_utf8_seq(u + i + take, n - i - take);
             size_t c = 0;
             if (cl == 0) {
                 cl = 1; /* Callers validated the text; never loop forever regardless. */
@@ -716,7 +664,7 @@ static void encode_qp(struct wr *w, const char *s)
             size_t el = 0, ul = 1;
             unsigned char c = u[i];
             if (c >= 0x80) {
-                ul = utf8_seq(u + i, n - i);
+                ul = ar_utf8_seq(u + i, n - i);
                 if (ul == 0) {
                     ul = 1;
                 }
@@ -855,7 +803,7 @@ static int check_custom_header(const struct ar_mail_header *hd, char *err, size_
 
 static int check_body(const char *field, const char *s, char *err, size_t errlen)
 {
-    if (s != NULL && !utf8_valid(s, strlen(s))) {
+    if (s != NULL && !ar_utf8_valid(s, strlen(s))) {
         return failf(err, errlen, AR_EINVAL, "%s is not valid UTF-8", field);
     }
     return 0;

@@ -182,7 +182,7 @@ int ar_hex_encode(const void *src, size_t len, char *dst, size_t dst_size)
     return 0;
 }
 
-static int hex_value(char c)
+int ar_hex_digit(int c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -204,7 +204,7 @@ int ar_hex_decode(const char *src, size_t len, void *dst, size_t dst_size, size_
         return AR_EINVAL;
     }
     for (size_t i = 0; i < len; i++) {
-        if (hex_value(src[i]) < 0) {
+        if (ar_hex_digit(src[i]) < 0) {
             return AR_EINVAL;
         }
     }
@@ -212,7 +212,7 @@ int ar_hex_decode(const char *src, size_t len, void *dst, size_t dst_size, size_
         return AR_E2BIG;
     }
     for (size_t i = 0; i < len / 2; i++) {
-        d[i] = (unsigned char)(hex_value(src[2 * i]) << 4 | hex_value(src[2 * i + 1]));
+        d[i] = (unsigned char)(ar_hex_digit(src[2 * i]) << 4 | ar_hex_digit(src[2 * i + 1]));
     }
     *out_len = len / 2;
     return 0;

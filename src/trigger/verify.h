@@ -89,6 +89,9 @@ int ar_ct_equal(const void *a, size_t a_len, const void *b, size_t b_len);
 /* Lower-case hex of src into dst (2 * len + 1 bytes with the NUL). AR_E2BIG if too small. */
 int ar_hex_encode(const void *src, size_t len, char *dst, size_t dst_size);
 
+/* The value of one hex digit (either case), or -1. */
+int ar_hex_digit(int c);
+
 /* Hex (either case, even length) -> bytes; *out_len gets the byte count. AR_EINVAL on a bad
  * digit or odd length, AR_E2BIG if dst is too small; dst is written only on success. */
 int ar_hex_decode(const char *src, size_t len, void *dst, size_t dst_size, size_t *out_len);

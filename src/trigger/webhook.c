@@ -7,6 +7,7 @@
 #include "core/metrics.h"
 #include "core/queue.h"
 #include "js/vm.h"
+#include "trigger/verify.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -78,55 +79,6 @@ struct ar_webhooks {
 
 /* ---- JSON text ---- */
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes there are not one. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    if (p[0] < 0x80) {
-        return 1;
-    }
-    size_t n;
-    uint32_t cp;
-    if ((p[0] & 0xE0) == 0xC0) {
-        n = 2;
-        cp = p[0] & 0x1F;
-    } else if ((p[0] & 0xF0) == 0xE0) {
-        n = 3;
-        cp = p[0] & 0x0F;
-    } else if ((p[0] & 0xF8) == 0xF0) {
-        n = 4;
-        cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > left) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return n;
-}
-
-static int utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i, len - i);
-        if (n == 0) {
-            return 0;
-        }
-        i += n;
-    }
-    return 1;
-}
-
 /* A JSON string of len bytes (NULs allowed); bytes that are not UTF-8 become U+FFFD, so the
  * event is always valid JSON text. */
 static void json_string_n(struct ar_buf *b, const char *s, size_t len)
@@ -135,7 +87,7 @@ static void json_string_n(struct ar_buf *b, const char *s, size_t len)
     ar_buf_puts(b, "\"");
     for (size_t i = 0; i < len;) {
         unsigned char c = p[i];
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = ar_utf8_seq(p + i, len - i);
         if (n == 0) {
             ar_buf_puts(b, "\\ufffd");
             i++;
@@ -162,20 +114,6 @@ static void json_string_n(struct ar_buf *b, const char *s, size_t len)
     ar_buf_puts(b, "\"");
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Decodes application/x-www-form-urlencoded text in place ('+' is a space); returns the length.
  * A '%' not followed by two hex digits is kept as it is. */
 static size_t form_decode(char *s, size_t len)
@@ -184,9 +122,9 @@ static size_t form_decode(char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '+') {
             s[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
-            s[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        } else if (s[i] == '%' && i + 2 < len && ar_hex_digit(s[i + 1]) >= 0 &&
+                   ar_hex_digit(s[i + 2]) >= 0) {
+            s[o++] = (char)(ar_hex_digit(s[i + 1]) * 16 + ar_hex_digit(s[i + 2]));
             i += 2;
         } else {
             s[o++] = s[i];
@@ -389,7 +327,7 @@ static int js_string(struct jscan *j)
         c = *j->p++;
         if (c == 'u') {
             for (int i = 0; i < 4; i++, j->p++) {
-                if (j->p >= j->end || hexval(*j->p) < 0) {
+                if (j->p >= j->end || ar_hex_digit(*j->p) < 0) {
                     return -1;
                 }
             }
@@ -504,7 +442,7 @@ static int js_value(struct jscan *j)
 int ar_webhook_json_check(const char *text, size_t len, char *why, size_t why_len)
 {
     struct jscan j = {(const unsigned char *)text, (const unsigned char *)text + len, 0, 0};
-    if (!utf8_valid(text, len)) {
+    if (!ar_utf8_valid(text, len)) {
         snprintf(why, why_len, "the body is not UTF-8");
         return AR_EINVAL;
     }
@@ -607,11 +545,7 @@ static void answerf(struct ar_webhooks *w, struct ar_http_req *req, int status, 
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *body = ar_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(body, (size_t)n + 1, fmt, ap);
+    char *body = ar_vasprintf(fmt, ap);
     va_end(ap);
     answer(w, req, status, body);
     free(body);

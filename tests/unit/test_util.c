@@ -93,12 +93,28 @@ static void test_names_and_buffers(void **state)
     assert_string_equal(d, "5m 0s");
 }
 
+static void test_utf8(void **state)
+{
+    const unsigned char *u = (const unsigned char *)"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    assert_int_equal(ar_utf8_seq(u, 10), 1);
+    assert_int_equal(ar_utf8_seq(u + 1, 9), 2);
+    assert_int_equal(ar_utf8_seq(u + 3, 7), 3);
+    assert_int_equal(ar_utf8_seq(u + 6, 4), 4);
+    assert_int_equal(ar_utf8_seq(u + 6, 3), 0); /* cut short */
+    assert_true(ar_utf8_valid((const char *)u, 10));
+    const char *bad[] = {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                         "\x80", "\xc3("};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(ar_utf8_valid(bad[i], strlen(bad[i])));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations), cmocka_unit_test(test_bad_durations),
         cmocka_unit_test(test_sizes),     cmocka_unit_test(test_times),
-        cmocka_unit_test(test_names_and_buffers),
+        cmocka_unit_test(test_names_and_buffers), cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
