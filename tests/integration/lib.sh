@@ -83,6 +83,35 @@ t_wait_port() {
 }
 
 # Prints the summary line ctest and CI read, and sets the exit status.
+# `autorun serve` in the background for the service tests, its log in $T_TMP/serve.log.
+serve_start() {
+    LPORT=$(t_free_port)
+    "$AUTORUN" serve --listen "127.0.0.1:$LPORT" >>"$T_TMP/serve.log" 2>&1 &
+    SERVE_PID=$!
+    t_track "$SERVE_PID"
+    t_wait_port "$LPORT" || echo "serve did not start: $(tail -n 20 "$T_TMP/serve.log")"
+}
+serve_stop() { # [SIGNAL]: SERVE_RC gets the exit status
+    kill "-${1:-TERM}" "$SERVE_PID" 2>/dev/null
+    wait "$SERVE_PID" 2>/dev/null
+    SERVE_RC=$?
+}
+# After a stop by SIGTERM: a clean exit, and no sanitizer report so far.
+serve_clean() { # NAME
+    t_expect_eq "$1: the service stops cleanly" "$SERVE_RC" "0"
+    t_expect_not_contains "$1: no sanitizer report" "$(cat "$T_TMP/serve.log")" "Sanitizer"
+    t_expect_not_contains "$1: no undefined behaviour" "$(cat "$T_TMP/serve.log")" "runtime error:"
+}
+# Waits (at most ~25 s) until the SQL query over history.db prints the expected text.
+wait_sql() { # SQL EXPECTED
+    local i
+    for i in $(seq 1 125); do
+        [ "$(t_sql "$1" 2>/dev/null)" = "$2" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 t_done() {
     echo "$T_PASSES passed, $T_FAILS failed"
     [ "$T_FAILS" -eq 0 ]
