@@ -96,19 +96,27 @@ t_expect_rc "prune with a bad age exits 2" 2
 # An older history.db is migrated in place, keeping its runs; a newer one is refused.
 "$AUTORUN" run daily-report >/dev/null 2>&1
 t_sql "CREATE INDEX runs_by_start ON runs(started_at); DROP INDEX runs_by_age;
+       DROP INDEX runs_live; CREATE INDEX runs_by_status ON runs(status, id);
        PRAGMA user_version = 4;"
 t_run history --json
 t_expect_rc "history on a version 4 database" 0
 t_expect_contains "its runs are still listed" "$OUT" '"daily-report"'
-t_expect_eq "it is now at the current version" "$(t_sql 'PRAGMA user_version')" "6"
+t_expect_eq "it is now at the current version" "$(t_sql 'PRAGMA user_version')" "7"
 t_expect_eq "indexes after the migrations" \
     "$(t_sql "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master
-              WHERE type='index' AND name LIKE 'runs_by_%' ORDER BY name)")" \
-    "runs_by_age runs_by_recipe runs_by_status"
+              WHERE type='index' AND name LIKE 'runs_%' ORDER BY name)")" \
+    "runs_by_age runs_by_recipe runs_live"
+# The queue's lookups must stay on the small partial index, not scan every run.
+t_expect_contains "queued runs are found through runs_live" \
+    "$(t_sql "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE status='queued' ORDER BY id")" \
+    "INDEX runs_live"
+t_expect_contains "running runs too" \
+    "$(t_sql "EXPLAIN QUERY PLAN UPDATE runs SET status='interrupted' WHERE status='running'")" \
+    "INDEX runs_live"
 t_sql "PRAGMA user_version = 99"
 t_run history
 t_expect_rc "a newer database is refused" 2
 t_expect_contains "saying why" "$ERR" "newer than this autorun"
-t_sql "PRAGMA user_version = 6"
+t_sql "PRAGMA user_version = 7"
 
 t_done
