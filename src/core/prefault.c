@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -45,13 +44,11 @@ void ar_heap_prefault(size_t bytes)
 }
 
 #if defined(MADV_POPULATE_READ)
-static int populate_object(struct dl_phdr_info *info, size_t size, void *data)
+/* dl_iterate_phdr() lists the executable first: its entry is the only one used. */
+static int populate_executable(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     (void)data;
-    if (strstr(info->dlpi_name, "vdso") != NULL) {
-        return 0; /* the kernel's own page, always there */
-    }
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         /* Writable segments were touched by relocation already, and a read mapping of them
@@ -63,13 +60,13 @@ static int populate_object(struct dl_phdr_info *info, size_t size, void *data)
         uintptr_t end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
         madvise((void *)start, end - start, MADV_POPULATE_READ);
     }
-    return 0;
+    return 1;
 }
 #endif
 
 void ar_code_prefault(void)
 {
 #if defined(MADV_POPULATE_READ)
-    dl_iterate_phdr(populate_object, NULL);
+    dl_iterate_phdr(populate_executable, NULL);
 #endif
 }
