@@ -142,6 +142,23 @@ t_run run toplevel
 t_expect_rc "globals read at the top level" 0
 t_expect_contains "they are the runtimes" "$OUT" '["function","function","function",true,true,500]'
 
+# --- math: libm is opened on first use, by Duktape's Math and by SQLite's math functions ---
+sqlite3 "$T_TMP/math.db" "CREATE TABLE t (x REAL); INSERT INTO t VALUES (2);"
+t_recipe math <<'JS'
+exports.run = function () {
+    var js = [Math.sin(Math.PI / 2), Math.pow(2, 10), Math.log(Math.E), Math.atan2(1, 1) * 4,
+              7.5 % 2, Math.sqrt(81), Math.exp(0), Math.cos(0), Math.tan(0), Math.asin(1) * 2,
+              Math.acos(1), Math.atan(0)];
+    var row = sql.query('math', 'SELECT pow(x, 10) AS p, sqrt(x * 8) AS s, log2(x) AS l,' +
+                                ' trunc(x + 0.7) AS t, sinh(0) AS h FROM t')[0];
+    return { js: js, sql: [row.p, row.s, row.l, row.t, row.h] };
+};
+JS
+AUTORUN_DB_MATH="sqlite:$T_TMP/math.db" t_run run math
+t_expect_rc "math functions work" 0
+t_expect_contains "from JavaScript" "$OUT" '"js":[1,1024,1,3.141592653589793,1.5,9,1,1,0,3.141592653589793,0,0]'
+t_expect_contains "from SQL" "$OUT" '"sql":[1024,4,1,2,0]'
+
 # --- log volume is bounded ---
 t_recipe chatty <<'JS'
 exports.run = function () { for (var i = 0; i < 20000; i++) { log.info('line ' + i); } return i; };

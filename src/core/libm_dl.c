@@ -1,0 +1,39 @@
+/* libm, opened on first use (see core/dynlib.h): the functions Duktape's Math and SQLite's
+ * math SQL functions call. A short run calls none of them, and mapping and relocating libm
+ * at exec cost every `autorun run` about 0.2 ms (docs/performance.md).
+ *
+ * The names are libm's own, so the static SQLite and Duktape objects link against these.
+ * SQLite may evaluate SQL on worker threads: each forwarder is resolved with an atomic
+ * pointer, and a race only resolves the same address twice. */
+#include <math.h>
+#include <stddef.h>
+
+#include "core/dynlib.h"
+
+static struct ar_dynlib libm = {.sonames = (const char *const[]){"libm.so.6", NULL}};
+
+#define LIBM_1(name) AR_DYNLIB_FN(libm, double, name, (double x), (x))
+#define LIBM_2(name) AR_DYNLIB_FN(libm, double, name, (double x, double y), (x, y))
+
+LIBM_1(acos)
+LIBM_1(acosh)
+LIBM_1(asin)
+LIBM_1(asinh)
+LIBM_1(atan)
+LIBM_2(atan2)
+LIBM_1(atanh)
+LIBM_1(cbrt)
+LIBM_1(cos)
+LIBM_1(cosh)
+LIBM_1(exp)
+LIBM_2(fmod)
+LIBM_1(log)
+LIBM_1(log10)
+LIBM_1(log2)
+LIBM_2(pow)
+LIBM_1(sin)
+LIBM_1(sinh)
+LIBM_1(sqrt)
+LIBM_1(tan)
+LIBM_1(tanh)
+LIBM_1(trunc)
