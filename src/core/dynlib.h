@@ -15,15 +15,18 @@ struct ar_dynlib {
  * installation is broken: this prints which one and exits with status 2. */
 void *ar__dynlib_sym(struct ar_dynlib *lib, const char *symbol);
 
-/* Defines a forwarding function: AR_DYNLIB_FN(lib, int, foo, (int a), (a)). */
+/* Defines a forwarding function: AR_DYNLIB_FN(lib, int, foo, (int a), (a)). It may be
+ * called from several threads at once (SQLite's math functions on a worker thread). */
 #define AR_DYNLIB_FN(lib, ret, name, params, args)                                               \
     ret name params                                                                              \
     {                                                                                            \
         static ret(*real) params;                                                                \
-        if (real == 0) {                                                                         \
-            *(void **)&real = ar__dynlib_sym(&(lib), #name);                                     \
+        ret(*fn) params = __atomic_load_n(&real, __ATOMIC_ACQUIRE);                              \
+        if (fn == 0) {                                                                           \
+            *(void **)&fn = ar__dynlib_sym(&(lib), #name);                                       \
+            __atomic_store_n(&real, fn, __ATOMIC_RELEASE);                                       \
         }                                                                                        \
-        return real args;                                                                        \
+        return fn args;                                                                          \
     }
 
 #endif

@@ -3,8 +3,7 @@
  * at exec cost every `autorun run` about 0.2 ms (docs/performance.md).
  *
  * The names are libm's own, so the static SQLite and Duktape objects link against these.
- * SQLite may evaluate SQL on worker threads: each forwarder is resolved with an atomic
- * pointer, and a race only resolves the same address twice. */
+ * SQLite may evaluate SQL on worker threads; the forwarders are safe to call from any. */
 #include <math.h>
 #include <stddef.h>
 
