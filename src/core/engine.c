@@ -99,7 +99,7 @@ static void engine_teardown(struct ar_engine *e, int free_memory)
     }
     if (!free_memory) {
         ar__vm_end_sessions(e->vm);
-        ar_history_close(e->history);
+        ar_history_exit(e->history);
         return;
     }
     ar__vm_destroy(e->vm);

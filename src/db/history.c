@@ -197,18 +197,38 @@ out:
  * balance. Committed runs are in the WAL either way. */
 #define WAL_KEEP_ON_CLOSE_BYTES (512 * 1024)
 
-static void skip_small_checkpoint(struct ar_history *h)
+static int wal_is_small(struct ar_history *h)
 {
     const char *db = sqlite3_db_filename(h->db, "main");
     if (db == NULL || *db == '\0') {
-        return;
+        return 0;
     }
     char *wal = ar_asprintf("%s-wal", db);
     struct stat st;
-    if (stat(wal, &st) == 0 && st.st_size < WAL_KEEP_ON_CLOSE_BYTES) {
-        sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    }
+    int small = stat(wal, &st) == 0 && st.st_size < WAL_KEEP_ON_CLOSE_BYTES;
     free(wal);
+    return small;
+}
+
+static void commit_for_good(struct ar_history *h)
+{
+    ar_history_commit(h);
+    if (ar_history_sync_deferred(h)) {
+        /* The last commits are durable like every other: nobody is left to sync them. */
+        ar_history_sync(h);
+    }
+}
+
+void ar_history_exit(struct ar_history *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    commit_for_good(h);
+    if (h->ckpt_db == NULL && wal_is_small(h)) {
+        return;
+    }
+    ar_history_close(h);
 }
 
 void ar_history_close(struct ar_history *h)
@@ -216,12 +236,10 @@ void ar_history_close(struct ar_history *h)
     if (h == NULL) {
         return;
     }
-    ar_history_commit(h);
-    if (ar_history_sync_deferred(h)) {
-        /* The last commits are durable like every other: nobody is left to sync them. */
-        ar_history_sync(h);
+    commit_for_good(h);
+    if (wal_is_small(h)) {
+        sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     }
-    skip_small_checkpoint(h);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(h->stmt[i]);
     }
