@@ -165,12 +165,10 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
     sqlite3_file_control(h->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     /* auto_vacuum must be chosen before the first table exists (setting it later would
      * write, and sync, on every open); incremental lets pruning give space back without
-     * a full VACUUM. journal_size_limit bounds the WAL. */
+     * a full VACUUM. The WAL is bounded where it is checkpointed (bound_wal()). */
     if ((created && exec(h, "PRAGMA auto_vacuum=INCREMENTAL") != 0) ||
         (created && exec(h, "PRAGMA journal_mode=WAL") != 0) || /* persistent in the file */
-        exec(h, "PRAGMA synchronous=NORMAL") != 0 ||
-        exec(h, "PRAGMA journal_size_limit=67108864") != 0 ||
-        exec(h, "PRAGMA foreign_keys=ON") != 0) {
+        exec(h, "PRAGMA synchronous=NORMAL") != 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
         rc = AR_EIO;
         goto out;
@@ -196,6 +194,14 @@ out:
  * 6.5 ms of fsyncs, and a short run writes four frames: near 512 KiB the two costs per run
  * balance. Committed runs are in the WAL either way. */
 #define WAL_KEEP_ON_CLOSE_BYTES (512 * 1024)
+
+/* A checkpoint that finds every frame copied truncates the WAL to this size (to zero when the
+ * last connection closes), so a burst of writes does not leave a large file behind. Set only
+ * on connections that checkpoint: the service's, and a closing one whose WAL is due. */
+static void bound_wal(struct ar_history *h)
+{
+    exec(h, "PRAGMA journal_size_limit=67108864");
+}
 
 static int wal_is_small(struct ar_history *h)
 {
@@ -239,6 +245,8 @@ void ar_history_close(struct ar_history *h)
     commit_for_good(h);
     if (wal_is_small(h)) {
         sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    } else {
+        bound_wal(h);
     }
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(h->stmt[i]);
@@ -746,6 +754,7 @@ int ar_history_defer_sync(struct ar_history *h)
     h->wal_path = ar_asprintf("%s-wal", db);
     h->db_path = ar_strdup(db);
     h->defer_sync = 1;
+    bound_wal(h);
     sqlite3_wal_hook(h->db, wal_hook_cb, h);
     int rc = apply_synchronous(h);
     if (rc == 0) {
