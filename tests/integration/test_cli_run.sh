@@ -163,6 +163,24 @@ t_py 'assert doc["status"] == "succeeded" and doc["result"]["hello"] == "Ann"' \
     && t_pass "replay reuses the input" || t_fail "replay" "$OUT"
 t_expect_eq "replay recorded" "$(t_sql "SELECT trigger || ':' || replay_of FROM runs ORDER BY id DESC LIMIT 1")" "replay:1"
 
+# Ctrl-C or a TERM during a run: the run is recorded as interrupted and autorun exits 1.
+t_recipe sleepy <<'JS'
+exports.run = function () { log.info('going to sleep'); sleep(30000); return 'woke'; };
+JS
+for sig in INT TERM; do
+    "$AUTORUN" run sleepy >"$T_TMP/sleepy.out" 2>"$T_TMP/sleepy.err" &
+    PID=$!
+    wait_sql "SELECT count(*) FROM runs WHERE recipe='sleepy' AND status='running'" 1 \
+        || t_fail "SIG$sig: the run started" "$(cat "$T_TMP/sleepy.err")"
+    kill -$sig $PID
+    wait $PID
+    t_expect_eq "SIG$sig: autorun exits 1" "$?" "1"
+    t_expect_contains "SIG$sig: stderr says why" "$(cat "$T_TMP/sleepy.err")" "interrupted (SIG$sig)"
+    t_expect_eq "SIG$sig: history holds the interrupted run" \
+        "$(t_sql "SELECT status || ' ' || error FROM runs WHERE recipe='sleepy' ORDER BY id DESC LIMIT 1")" \
+        "interrupted Error: interrupted (SIG$sig)"
+done
+
 # State is private: directory 0700, database 0600.
 t_expect_eq "state dir is 0700" "$(stat -c %a "$AUTORUN_HOME")" "700"
 t_expect_eq "history.db is 0600" "$(stat -c %a "$AUTORUN_HOME/history.db")" "600"
