@@ -510,17 +510,20 @@ static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
     return 0;
 }
 
-/* The http, sql and mail runtimes are loaded the first time code reads one of their globals:
- * a short run seldom needs all three, and loading them costs every process about 0.2 ms.
- * Until then each global is an accessor that loads its file, which then defines the globals as
- * plain properties. Magic: runtime index * 2 + global index. */
+/* The tools (parallel, template, store), http, sql and mail runtimes are loaded the first
+ * time code reads one of their globals: a short run seldom needs them all, and loading them
+ * costs every process about 0.3 ms. Until then each global is an accessor that loads its
+ * file, which then defines the globals as plain properties. Magic: runtime index *
+ * LAZY_GLOBALS + global index. */
+#define LAZY_GLOBALS 4
 static const struct lazy_runtime {
     const char *source;
-    const char *globals[2];
+    const char *globals[LAZY_GLOBALS];
 } lazy_runtimes[] = {
+    {"05_tools", {"parallel", "ParallelError", "template", "store"}},
     {"10_http", {"http", "HttpError"}},
-    {"20_sql", {"sql", NULL}},
-    {"30_mail", {"mail", NULL}},
+    {"20_sql", {"sql"}},
+    {"30_mail", {"mail"}},
 };
 
 static const struct lazy_runtime *lazy_runtime_of(const char *source)
@@ -536,7 +539,7 @@ static const struct lazy_runtime *lazy_runtime_of(const char *source)
 static duk_ret_t lazy_runtime_get(duk_context *ctx)
 {
     int magic = duk_get_current_magic(ctx);
-    const struct lazy_runtime *lr = &lazy_runtimes[magic / 2];
+    const struct lazy_runtime *lr = &lazy_runtimes[magic / LAZY_GLOBALS];
     const struct ar_js_source *src = ar__js_sources;
     while (src->name && strcmp(src->name, lr->source) != 0) {
         src++;
@@ -551,7 +554,7 @@ static duk_ret_t lazy_runtime_get(duk_context *ctx)
         return duk_throw(ctx);
     }
     duk_push_global_object(ctx);
-    duk_get_prop_string(ctx, -1, lr->globals[magic % 2]);
+    duk_get_prop_string(ctx, -1, lr->globals[magic % LAZY_GLOBALS]);
     return 1;
 }
 
@@ -561,7 +564,7 @@ static duk_ret_t lazy_runtime_set(duk_context *ctx)
 {
     int magic = duk_get_current_magic(ctx);
     duk_push_global_object(ctx);
-    duk_push_string(ctx, lazy_runtimes[magic / 2].globals[magic % 2]);
+    duk_push_string(ctx, lazy_runtimes[magic / LAZY_GLOBALS].globals[magic % LAZY_GLOBALS]);
     duk_dup(ctx, 0);
     duk_def_prop(ctx, -3, DUK_DEFPROP_HAVE_VALUE | DUK_DEFPROP_SET_WRITABLE |
                               DUK_DEFPROP_SET_CONFIGURABLE | DUK_DEFPROP_CLEAR_ENUMERABLE);
@@ -571,8 +574,8 @@ static duk_ret_t lazy_runtime_set(duk_context *ctx)
 static void define_lazy_runtime(duk_context *ctx, const struct lazy_runtime *lr)
 {
     duk_push_global_object(ctx);
-    for (int g = 0; g < 2 && lr->globals[g]; g++) {
-        int magic = (int)(lr - lazy_runtimes) * 2 + g;
+    for (int g = 0; g < LAZY_GLOBALS && lr->globals[g]; g++) {
+        int magic = (int)(lr - lazy_runtimes) * LAZY_GLOBALS + g;
         duk_push_string(ctx, lr->globals[g]);
         duk_push_c_function(ctx, lazy_runtime_get, 0);
         duk_set_magic(ctx, -1, magic);

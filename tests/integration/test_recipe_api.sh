@@ -142,6 +142,17 @@ t_run run toplevel
 t_expect_rc "globals read at the top level" 0
 t_expect_contains "they are the runtimes" "$OUT" '["function","function","function",true,true,500]'
 
+# A recipe's own global of one of those names stays its own when the runtime loads later.
+t_recipe ownstore <<'JS'
+store = 'mine';
+exports.run = function () {
+    return [typeof parallel, typeof template, typeof ParallelError, store, typeof http.get];
+};
+JS
+t_run run ownstore
+t_expect_rc "a recipe's own global" 0
+t_expect_contains "is kept when parallel() loads" "$OUT" '["function","function","function","mine","function"]'
+
 # --- math: libm is opened on first use, by Duktape's Math and by SQLite's math functions ---
 sqlite3 "$T_TMP/math.db" "CREATE TABLE t (x REAL); INSERT INTO t VALUES (2);"
 t_recipe math <<'JS'
