@@ -290,6 +290,31 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : AR_EIO;
 }
 
+/* A one-off statement: steps it once, finalizes it, 0 when it ran to completion. */
+static int step_once(sqlite3_stmt *st)
+{
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_DONE ? 0 : AR_EIO;
+}
+
+/* Calls row(st, data) for each row of a one-off statement until row returns non-zero, then
+ * finalizes it. Returns what row returned, AR_EIO if a step failed, else 0. */
+typedef int (*row_fn)(sqlite3_stmt *st, void *data);
+
+static int each_row(sqlite3_stmt *st, row_fn row, void *data)
+{
+    int rc = 0, s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = row(st, data);
+    }
+    if (rc == 0 && s != SQLITE_DONE) {
+        rc = AR_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Every write goes through here: it opens the grouped transaction on first use. */
 static int batch(struct ar_history *h)
 {
@@ -475,6 +500,21 @@ void ar_run_record_free(struct ar_run_record *r)
     memset(r, 0, sizeof(*r));
 }
 
+struct run_rows {
+    ar_run_row_cb cb;
+    void *data;
+};
+
+static int run_row(sqlite3_stmt *st, void *data)
+{
+    struct run_rows *rows = data;
+    struct ar_run_record r;
+    read_run(st, &r);
+    int rc = rows->cb(rows->data, &r);
+    ar_run_record_free(&r);
+    return rc;
+}
+
 int ar_history_list(struct ar_history *h, const struct ar_history_filter *f, ar_run_row_cb cb,
                     void *data)
 {
@@ -489,15 +529,7 @@ int ar_history_list(struct ar_history *h, const struct ar_history_filter *f, ar_
     bind_text(st, 2, f->status);
     sqlite3_bind_int64(st, 3, f->since_ms);
     sqlite3_bind_int(st, 4, f->limit > 0 ? f->limit : 20);
-    int rc = 0, s;
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ar_run_record r;
-        read_run(st, &r);
-        rc = cb(data, &r);
-        ar_run_record_free(&r);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return each_row(st, run_row, &(struct run_rows){cb, data});
 }
 
 static int get_one(struct ar_history *h, const char *sql, const char *arg, int64_t id,
@@ -548,6 +580,22 @@ int ar_history_last(struct ar_history *h, const char *recipe, struct ar_run_reco
                    recipe, 0, out);
 }
 
+struct log_rows {
+    ar_log_row_cb cb;
+    void *data;
+};
+
+static int log_row(sqlite3_stmt *st, void *data)
+{
+    struct log_rows *rows = data;
+    struct ar_log_record l = {
+        .at = sqlite3_column_int64(st, 0),
+        .level = (const char *)sqlite3_column_text(st, 1),
+        .message = (const char *)sqlite3_column_text(st, 2),
+    };
+    return rows->cb(rows->data, &l);
+}
+
 int ar_history_logs(struct ar_history *h, int64_t id, ar_log_row_cb cb, void *data)
 {
     sqlite3_stmt *st;
@@ -556,17 +604,29 @@ int ar_history_logs(struct ar_history *h, int64_t id, ar_log_row_cb cb, void *da
         return AR_EIO;
     }
     sqlite3_bind_int64(st, 1, id);
-    int rc = 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        struct ar_log_record l = {
-            .at = sqlite3_column_int64(st, 0),
-            .level = (const char *)sqlite3_column_text(st, 1),
-            .message = (const char *)sqlite3_column_text(st, 2),
-        };
-        rc = cb(data, &l);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return each_row(st, log_row, &(struct log_rows){cb, data});
+}
+
+struct step_rows {
+    ar_step_row_cb cb;
+    void *data;
+};
+
+static int step_row(sqlite3_stmt *st, void *data)
+{
+    struct step_rows *rows = data;
+    struct ar_step_record s = {
+        .seq = sqlite3_column_int(st, 0),
+        .kind = (const char *)sqlite3_column_text(st, 1),
+        .name = (const char *)sqlite3_column_text(st, 2),
+        .started_at = sqlite3_column_int64(st, 3),
+        .duration_ms = sqlite3_column_double(st, 4),
+        .status = (const char *)sqlite3_column_text(st, 5),
+        .attempts = sqlite3_column_int(st, 6),
+        .detail = (const char *)sqlite3_column_text(st, 7),
+        .error = (const char *)sqlite3_column_text(st, 8),
+    };
+    return rows->cb(rows->data, &s);
 }
 
 int ar_history_steps(struct ar_history *h, int64_t id, ar_step_row_cb cb, void *data)
@@ -579,38 +639,22 @@ int ar_history_steps(struct ar_history *h, int64_t id, ar_step_row_cb cb, void *
         return AR_EIO;
     }
     sqlite3_bind_int64(st, 1, id);
-    int rc = 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        struct ar_step_record s = {
-            .seq = sqlite3_column_int(st, 0),
-            .kind = (const char *)sqlite3_column_text(st, 1),
-            .name = (const char *)sqlite3_column_text(st, 2),
-            .started_at = sqlite3_column_int64(st, 3),
-            .duration_ms = sqlite3_column_double(st, 4),
-            .status = (const char *)sqlite3_column_text(st, 5),
-            .attempts = sqlite3_column_int(st, 6),
-            .detail = (const char *)sqlite3_column_text(st, 7),
-            .error = (const char *)sqlite3_column_text(st, 8),
-        };
-        rc = cb(data, &s);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return each_row(st, step_row, &(struct step_rows){cb, data});
 }
 
-int ar_history_prune(struct ar_history *h, int64_t before_ms, int64_t *deleted)
+/* Deletes the runs matching cond (?1 bound to text, else to id) with their logs and steps;
+ * *count: how many runs. */
+static int delete_runs(struct ar_history *h, const char *cond, int64_t id, const char *text,
+                       int64_t *count)
 {
     static const char *const del[] = {
         "DELETE FROM logs WHERE run_id IN (SELECT id FROM runs WHERE %s)",
         "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE %s)",
         "DELETE FROM runs WHERE %s",
     };
-    const char *cond = "coalesce(finished_at, started_at, queued_at) < ?1 AND status NOT IN "
-                       "('queued','running')";
     if (batch(h) != 0) {
         return AR_EIO;
     }
-    int64_t n = 0;
     for (size_t i = 0; i < AR_ARRAY_SIZE(del); i++) {
         char sql[256];
         snprintf(sql, sizeof(sql), del[i], cond);
@@ -618,13 +662,29 @@ int ar_history_prune(struct ar_history *h, int64_t before_ms, int64_t *deleted)
         if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
             return AR_EIO;
         }
-        sqlite3_bind_int64(st, 1, before_ms);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) {
+        if (text) {
+            bind_text(st, 1, text);
+        } else {
+            sqlite3_bind_int64(st, 1, id);
+        }
+        if (step_once(st) != 0) {
             return AR_EIO;
         }
-        n = sqlite3_changes(h->db);
+        if (count) {
+            *count = sqlite3_changes(h->db);
+        }
+    }
+    return 0;
+}
+
+int ar_history_prune(struct ar_history *h, int64_t before_ms, int64_t *deleted)
+{
+    int64_t n = 0;
+    if (delete_runs(h,
+                    "coalesce(finished_at, started_at, queued_at) < ?1 AND status NOT IN "
+                    "('queued','running')",
+                    before_ms, NULL, &n) != 0) {
+        return AR_EIO;
     }
     exec(h, "DELETE FROM store WHERE expires_at IS NOT NULL AND expires_at < "
             "CAST(strftime('%s','now') AS INTEGER) * 1000");
@@ -878,6 +938,19 @@ int ar_history_run_end(struct ar_history *h, int64_t id, const char *status, con
     return step_done(st);
 }
 
+struct queued_rows {
+    ar_queued_row_cb cb;
+    void *data;
+};
+
+static int queued_row(sqlite3_stmt *st, void *data)
+{
+    struct queued_rows *rows = data;
+    return rows->cb(rows->data, sqlite3_column_int64(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
+                    sqlite3_column_int64(st, 3));
+}
+
 int ar_history_queued(struct ar_history *h, ar_queued_row_cb cb, void *data)
 {
     sqlite3_stmt *st;
@@ -887,16 +960,7 @@ int ar_history_queued(struct ar_history *h, ar_queued_row_cb cb, void *data)
                            -1, &st, NULL) != SQLITE_OK) {
         return AR_EIO;
     }
-    int rc = 0, s = SQLITE_DONE;
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = cb(data, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-                sqlite3_column_int(st, 2), sqlite3_column_int64(st, 3));
-    }
-    if (rc == 0 && s != SQLITE_DONE) {
-        rc = AR_EIO;
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return each_row(st, queued_row, &(struct queued_rows){cb, data});
 }
 
 int ar_history_interrupt_running(struct ar_history *h, ar_run_row_cb cb, void *data,
@@ -908,21 +972,8 @@ int ar_history_interrupt_running(struct ar_history *h, ar_run_row_cb cb, void *d
                            -1, &st, NULL) != SQLITE_OK) {
         return AR_EIO;
     }
-    int rc = 0, s = SQLITE_DONE;
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ar_run_record r;
-        read_run(st, &r);
-        rc = cb(data, &r);
-        ar_run_record_free(&r);
-    }
-    if (rc == 0 && s != SQLITE_DONE) {
-        rc = AR_EIO;
-    }
-    sqlite3_finalize(st);
-    if (rc != 0) {
-        return rc;
-    }
-    return ar_history_mark_interrupted(h, count);
+    int rc = each_row(st, run_row, &(struct run_rows){cb, data});
+    return rc != 0 ? rc : ar_history_mark_interrupted(h, count);
 }
 
 /* Runs a query of at most one row: its first column into *out (0), no row (AR_ENOENT) or
@@ -978,9 +1029,7 @@ int ar_history_delivery_prune(struct ar_history *h, int64_t now_ms, int64_t *del
         return AR_EIO;
     }
     sqlite3_bind_int64(st, 1, now_ms);
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE) {
+    if (step_once(st) != 0) {
         return AR_EIO;
     }
     *deleted = sqlite3_changes(h->db);
@@ -1086,9 +1135,22 @@ int ar_history_poll_put(struct ar_history *h, const char *recipe, const char *tr
     bind_text(st, 8, p->last_error);
     bind_time(st, 9, p->next_poll_at);
     sqlite3_bind_int64(st, 10, p->fired);
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return s == SQLITE_DONE ? 0 : AR_EIO;
+    return step_once(st);
+}
+
+struct poll_rows {
+    ar_poll_row_cb cb;
+    void *data;
+};
+
+static int poll_row(sqlite3_stmt *st, void *data)
+{
+    struct poll_rows *rows = data;
+    struct ar_poll_state p;
+    read_poll(st, &p);
+    int rc = rows->cb(rows->data, &p);
+    ar_poll_state_free(&p);
+    return rc;
 }
 
 int ar_history_poll_list(struct ar_history *h, const char *recipe, ar_poll_row_cb cb, void *data)
@@ -1100,18 +1162,7 @@ int ar_history_poll_list(struct ar_history *h, const char *recipe, ar_poll_row_c
         return AR_EIO;
     }
     bind_text(st, 1, recipe);
-    int rc = 0, s = SQLITE_DONE;
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ar_poll_state p;
-        read_poll(st, &p);
-        rc = cb(data, &p);
-        ar_poll_state_free(&p);
-    }
-    if (rc == 0 && s != SQLITE_DONE) {
-        rc = AR_EIO;
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return each_row(st, poll_row, &(struct poll_rows){cb, data});
 }
 
 int ar_history_poll_seen(struct ar_history *h, const char *recipe, const char *trigger,
@@ -1146,9 +1197,7 @@ int ar_history_poll_see(struct ar_history *h, const char *recipe, const char *tr
     bind_text(st, 2, trigger);
     bind_text(st, 3, item);
     sqlite3_bind_int64(st, 4, at);
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return s == SQLITE_DONE ? 0 : AR_EIO;
+    return step_once(st);
 }
 
 int ar_history_poll_trim(struct ar_history *h, const char *recipe, const char *trigger,
@@ -1166,44 +1215,7 @@ int ar_history_poll_trim(struct ar_history *h, const char *recipe, const char *t
     bind_text(st, 1, recipe);
     bind_text(st, 2, trigger);
     sqlite3_bind_int64(st, 3, keep);
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return s == SQLITE_DONE ? 0 : AR_EIO;
-}
-
-static int delete_runs(struct ar_history *h, const char *cond, int64_t id, const char *text,
-                       int64_t *count)
-{
-    static const char *const del[] = {
-        "DELETE FROM logs WHERE run_id IN (SELECT id FROM runs WHERE %s)",
-        "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE %s)",
-        "DELETE FROM runs WHERE %s",
-    };
-    if (batch(h) != 0) {
-        return AR_EIO;
-    }
-    for (size_t i = 0; i < AR_ARRAY_SIZE(del); i++) {
-        char sql[256];
-        snprintf(sql, sizeof(sql), del[i], cond);
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
-            return AR_EIO;
-        }
-        if (text) {
-            bind_text(st, 1, text);
-        } else {
-            sqlite3_bind_int64(st, 1, id);
-        }
-        int s = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (s != SQLITE_DONE) {
-            return AR_EIO;
-        }
-        if (count) {
-            *count = sqlite3_changes(h->db);
-        }
-    }
-    return 0;
+    return step_once(st);
 }
 
 int ar_history_run_delete(struct ar_history *h, int64_t id)
