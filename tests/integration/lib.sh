@@ -83,25 +83,56 @@ t_wait_port() {
 }
 
 # Prints the summary line ctest and CI read, and sets the exit status.
-# `autorun serve` in the background for the service tests, its log in $T_TMP/serve.log.
-serve_start() {
-    LPORT=$(t_free_port)
-    "$AUTORUN" serve --listen "127.0.0.1:$LPORT" >>"$T_TMP/serve.log" 2>&1 &
-    SERVE_PID=$!
-    t_track "$SERVE_PID"
-    t_wait_port "$LPORT" || echo "serve did not start: $(tail -n 20 "$T_TMP/serve.log")"
+# `autorun serve` in the background for the service tests. start_serve [ARGS...] starts the
+# next one on $PORT (a free port chosen on first use, kept across restarts), logging to
+# $T_TMP/serve-N.log; sets SPID and LOG.
+SERVES=0
+start_serve() {
+    PORT=${PORT:-$(t_free_port)}
+    SERVES=$((SERVES + 1))
+    LOG="$T_TMP/serve-$SERVES.log"
+    "$AUTORUN" serve --listen "127.0.0.1:$PORT" "$@" >"$LOG" 2>&1 &
+    SPID=$!
+    t_track $SPID
+    t_wait_port "$PORT" || t_fail "serve $SERVES listens" "$(cat "$LOG")"
 }
-serve_stop() { # [SIGNAL]: SERVE_RC gets the exit status
-    kill "-${1:-TERM}" "$SERVE_PID" 2>/dev/null
-    wait "$SERVE_PID" 2>/dev/null
-    SERVE_RC=$?
+# wait_exit PID: waits (at most ~20 s) for the process to end; sets EXIT (or "running").
+wait_exit() {
+    local i
+    for i in $(seq 1 200); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$1" 2>/dev/null; then
+        EXIT=running
+    else
+        wait "$1"
+        EXIT=$?
+    fi
 }
-# After a stop by SIGTERM: a clean exit, and no sanitizer report so far.
+# stop_serve [SIGNAL]: stops the service start_serve started last (TERM by default); sets EXIT.
+stop_serve() {
+    kill "-${1:-TERM}" "$SPID" 2>/dev/null
+    wait_exit "$SPID"
+}
+# After a stop by SIGTERM: a clean exit, and no sanitizer report in its log.
 serve_clean() { # NAME
-    t_expect_eq "$1: the service stops cleanly" "$SERVE_RC" "0"
-    t_expect_not_contains "$1: no sanitizer report" "$(cat "$T_TMP/serve.log")" "Sanitizer"
-    t_expect_not_contains "$1: no undefined behaviour" "$(cat "$T_TMP/serve.log")" "runtime error:"
+    t_expect_eq "$1: the service stops cleanly" "$EXIT" "0"
+    t_expect_not_contains "$1: no sanitizer report" "$(cat "$LOG")" "Sanitizer"
+    t_expect_not_contains "$1: no undefined behaviour" "$(cat "$LOG")" "runtime error:"
 }
+# until_true TRIES CMD...: runs CMD every 0.1 s until it succeeds; fails after TRIES tries.
+until_true() {
+    local n=$1 i
+    shift
+    for i in $(seq 1 "$n"); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# No run queued or running.
+drained() { [ "$(t_sql "SELECT count(*) FROM runs WHERE status IN ('queued','running')")" = 0 ]; }
 # Waits (at most ~25 s) until the SQL query over history.db prints the expected text.
 wait_sql() { # SQL EXPECTED
     local i

@@ -7,7 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 
 PG_DIR=""
-SERVE_PID=""
 pg_stop() { [ -n "$PG_DIR" ] && bash "$AR_SOURCE_DIR/tests/servers/pg.sh" stop "$PG_DIR"; }
 trap 'pg_stop; t_cleanup' EXIT
 
@@ -73,11 +72,11 @@ exports.triggers = [{ newRow: { db: 'customers', table: 'no_such_table', key: 'i
 exports.run = function (row) { return row; };
 JS
 
-serve_start
+start_serve
 if wait_sql "SELECT count(*) FROM poll_state WHERE trigger='row customers.customers.id' AND baseline_at IS NOT NULL" "2"; then
     t_pass "sqlite: baseline recorded on the first check"
 else
-    t_fail "sqlite: baseline recorded on the first check" "$(tail -n 20 "$T_TMP/serve.log")"
+    t_fail "sqlite: baseline recorded on the first check" "$(tail -n 20 "$LOG")"
 fi
 t_expect_eq "sqlite: the baseline cursor is the last key" \
     "$(t_sql "SELECT cursor FROM poll_state WHERE recipe='new-customer-welcome'")" "3"
@@ -87,7 +86,7 @@ wait_polls new-customer-welcome 2
 t_expect_eq "sqlite: no run for rows that existed" \
     "$(t_sql "SELECT count(*) FROM runs WHERE recipe IN ('new-customer-welcome', 'paged') AND trigger='row'")" "0"
 t_expect_eq "sqlite: no mail for existing customers" "$(eml_count)" "0"
-t_expect_contains "bad identifier: refused with a log line" "$(cat "$T_TMP/serve.log")" \
+t_expect_contains "bad identifier: refused with a log line" "$(cat "$LOG")" \
     "sneaky: newRow needs {db, table, key} with plain SQL names"
 t_expect_eq "bad identifier: never polled" "$(t_sql "SELECT count(*) FROM poll_state WHERE recipe='sneaky'")" "0"
 t_expect_eq "bad identifier: the table is still there" "$(crm "SELECT count(*) FROM customers")" "3"
@@ -127,9 +126,9 @@ wait_sql "SELECT count(*) FROM runs WHERE recipe='new-customer-welcome' AND trig
 
 # ---- kill -9 with rows arriving: none lost, none doubled ----
 add_customers 31 35
-serve_stop KILL
+stop_serve KILL
 add_customers 36 40
-serve_start
+start_serve
 if wait_sql "SELECT count(*) FROM runs WHERE recipe='new-customer-welcome' AND trigger='row' AND status='succeeded'" "37"; then
     t_pass "restart: the rows added around the crash fire"
 else
@@ -143,17 +142,17 @@ t_expect_eq "restart: backfilled recipe once per row" \
     "40|40"
 
 # ---- A reload (SIGHUP) keeps the cursor: nothing fires again, new rows fire once ----
-kill -HUP "$SERVE_PID"
-for i in $(seq 1 50); do grep -q "reloaded:" "$T_TMP/serve.log" && break; sleep 0.2; done
+kill -HUP "$SPID"
+for i in $(seq 1 50); do grep -q "reloaded:" "$LOG" && break; sleep 0.2; done
 add_customers 41 42
 if wait_sql "SELECT count(*) FROM runs WHERE recipe='new-customer-welcome' AND trigger='row' AND status='succeeded'" "39"; then
     t_pass "reload: new rows fire after a reload"
 else
-    t_fail "reload: new rows fire after a reload" "$(tail -n 20 "$T_TMP/serve.log")"
+    t_fail "reload: new rows fire after a reload" "$(tail -n 20 "$LOG")"
 fi
 wait_polls new-customer-welcome 2
 t_expect_eq "reload: each row still exactly once" "$(ids_of new-customer-welcome)" "$(seq -s, 4 42)"
-serve_stop TERM
+stop_serve TERM
 serve_clean "sqlite"
 rm -f "$AUTORUN_RECIPES"/*.js
 
@@ -188,11 +187,11 @@ t_recipe pg_rows <<'JS'
 exports.triggers = [{ newRow: { db: 'crm', table: 'public.signups', key: 'id' }, every: '1s' }];
 exports.run = function (row) { return { id: row.id, email: row.email, at: row.at }; };
 JS
-serve_start
+start_serve
 if wait_sql "SELECT cursor FROM poll_state WHERE recipe='pg_rows' AND baseline_at IS NOT NULL" "2"; then
     t_pass "postgres: baseline at the last key"
 else
-    t_fail "postgres: baseline at the last key" "$(tail -n 20 "$T_TMP/serve.log")"
+    t_fail "postgres: baseline at the last key" "$(tail -n 20 "$LOG")"
 fi
 t_run run pg_setup --input '{"add": 3}'
 if wait_sql "SELECT count(*) FROM runs WHERE recipe='pg_rows' AND trigger='row' AND status='succeeded'" "3"; then
@@ -203,17 +202,17 @@ fi
 t_expect_eq "postgres: one run per new row" "$(ids_of pg_rows)" "3,4,5"
 t_expect_contains "postgres: the event is the row (timestamptz as ISO)" \
     "$(t_sql "SELECT input FROM runs WHERE recipe='pg_rows' AND trigger='row' ORDER BY id LIMIT 1")" '"email":"p0@example.com","at":"20'
-serve_stop KILL
+stop_serve KILL
 t_run run pg_setup --input '{"add": 2}'
-serve_start
+start_serve
 if wait_sql "SELECT count(*) FROM runs WHERE recipe='pg_rows' AND trigger='row' AND status='succeeded'" "5"; then
     t_pass "postgres: rows added while down fire after the restart"
 else
-    t_fail "postgres: rows added while down fire after the restart" "$(tail -n 20 "$T_TMP/serve.log")"
+    t_fail "postgres: rows added while down fire after the restart" "$(tail -n 20 "$LOG")"
 fi
 wait_polls pg_rows 3
 t_expect_eq "postgres: each row exactly once" "$(ids_of pg_rows)" "3,4,5,6,7"
-serve_stop TERM
+stop_serve TERM
 serve_clean "postgres"
 
 t_done

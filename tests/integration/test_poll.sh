@@ -11,7 +11,6 @@ export AUTORUN_HTTP_ATTEMPTS=2
 export AUTORUN_HTTP_BACKOFF=100ms
 export ZENDESK_EMAIL=agent@example.com
 export ZENDESK_TOKEN=zd-token-that-must-never-be-stored-77
-SERVE_PID=""
 
 ZPORT=$(t_free_port)
 /usr/bin/python3 "$FAKE" --port "$ZPORT" --page-size 2 --timeout 280 --email "$ZENDESK_EMAIL" \
@@ -70,11 +69,11 @@ ticket '{"subject": "old one"}'
 ticket '{"subject": "old two"}'
 
 # ---- Baseline: the first poll fires nothing (unless backfill: true) ----
-serve_start
+start_serve
 if wait_sql "SELECT count(*) FROM poll_state WHERE recipe='tickets' AND baseline_at IS NOT NULL" "1"; then
     t_pass "baseline: recorded on the first poll"
 else
-    t_fail "baseline: recorded on the first poll" "$(tail -n 20 "$T_TMP/serve.log")"
+    t_fail "baseline: recorded on the first poll" "$(tail -n 20 "$LOG")"
 fi
 wait_sql "SELECT count(*) FROM runs WHERE recipe='backfilled' AND status='succeeded'" "2"
 t_expect_eq "backfill: true fires the existing tickets, once each" "$(ids_of backfilled)" "1,2"
@@ -119,10 +118,10 @@ zpost /admin/latency '{"ms": 400}'
 ticket '{"subject": "six"}'
 ticket '{"subject": "seven"}'
 wait_polls 1
-serve_stop KILL
+stop_serve KILL
 ticket '{"subject": "eight (while down)"}'
 zpost /admin/latency '{"ms": 0}'
-serve_start
+start_serve
 if wait_sql "SELECT count(*) FROM runs WHERE recipe='tickets' AND trigger='poll' AND status='succeeded'" "6"; then
     t_pass "restart: the runs of the new tickets happen"
 else
@@ -157,19 +156,19 @@ t_expect_contains "5xx: the failed poll says why" \
     "HttpError: 503"
 t_expect_eq "5xx: the failed poll keeps its http steps" \
     "$(t_sql "SELECT count(*) > 0 FROM steps WHERE run_id = (SELECT min(id) FROM runs WHERE recipe='tickets' AND trigger='poll-check') AND kind='http'")" "1"
-t_expect_contains "5xx: a warning in the service log" "$(cat "$T_TMP/serve.log")" \
+t_expect_contains "5xx: a warning in the service log" "$(cat "$LOG")" \
     "tickets: zendesk.newTickets failed (1 in a row"
 t_run list
 t_expect_contains "5xx: autorun list shows the failing poll" "$OUT" "(zendesk.newTickets failing, "
 if wait_sql "SELECT count(*) FROM runs WHERE recipe='tickets' AND trigger='poll' AND status='succeeded'" "8"; then
     t_pass "5xx: the poll recovers and the ticket fires"
 else
-    t_fail "5xx: the poll recovers and the ticket fires" "$(tail -n 20 "$T_TMP/serve.log")"
+    t_fail "5xx: the poll recovers and the ticket fires" "$(tail -n 20 "$LOG")"
 fi
 t_expect_eq "5xx: still exactly once per ticket" "$(ids_of tickets)" "3,4,5,6,7,8,9,10"
 t_expect_eq "5xx: the error count is reset, the last error kept" \
     "$(t_sql "SELECT errors, last_error LIKE '%503%' FROM poll_state WHERE recipe='tickets'")" "0|1"
-t_expect_contains "5xx: the backoff is logged" "$(cat "$T_TMP/serve.log")" "works again after"
+t_expect_contains "5xx: the backoff is logged" "$(cat "$LOG")" "works again after"
 t_expect_not_contains "no secret in history" \
     "$(t_sql "SELECT group_concat(coalesce(input,'') || coalesce(error,'') || coalesce(result,''), ' ') FROM runs") $(t_sql "SELECT group_concat(name || coalesce(detail,''), ' ') FROM steps")" \
     "$ZENDESK_TOKEN"
@@ -177,12 +176,12 @@ t_expect_not_contains "no secret in history" \
 # stops without waiting for it.
 zpost /admin/latency '{"ms": 1500}'
 wait_polls 1
-serve_stop TERM
+stop_serve TERM
 serve_clean "poll"
 zpost /admin/latency '{"ms": 0}'
 t_expect_eq "stop: the cancelled poll left no run row" \
     "$(t_sql "SELECT count(*) FROM runs WHERE trigger='poll-check' AND status != 'failed'")" "0"
-t_expect_contains "stop: the service logged the stop" "$(cat "$T_TMP/serve.log")" "stopped"
+t_expect_contains "stop: the service logged the stop" "$(cat "$LOG")" "stopped"
 
 # ---- The triage recipe: tags urgent tickets, posts them to Slack ----
 rm -f "$AUTORUN_RECIPES/tickets.js" "$AUTORUN_RECIPES/backfilled.js" "$AUTORUN_RECIPES/paged.js"
@@ -190,7 +189,7 @@ sed "s/every: '1m'/every: '1s'/" "$AR_SOURCE_DIR/recipes/new-ticket-triage.js" \
     >"$AUTORUN_RECIPES/new-ticket-triage.js"
 t_run check new-ticket-triage
 t_expect_rc "triage: autorun check passes" 0
-serve_start
+start_serve
 wait_sql "SELECT count(*) FROM poll_state WHERE recipe='new-ticket-triage' AND baseline_at IS NOT NULL" "1"
 ticket '{"subject": "Checkout is down for everyone", "priority": "normal"}'
 ticket '{"subject": "Question about invoices", "priority": "high"}'
@@ -214,7 +213,7 @@ t_expect_eq "triage: two Slack posts, naming ticket and reason" \
 t_expect_eq "triage: results say urgent or not" \
     "$(t_sql "SELECT group_concat(json_extract(result, '\$.urgent'), ',') FROM (SELECT result FROM runs WHERE recipe='new-ticket-triage' AND trigger='poll' ORDER BY id)")" \
     "1,1,0"
-serve_stop TERM
+stop_serve TERM
 serve_clean "triage"
 
 # ---- Dry run of the recipe on one ticket: nothing tagged or posted ----

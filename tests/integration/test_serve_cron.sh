@@ -7,29 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 
 PORT=$(t_free_port)
-SERVES=0
-start_serve() {
-    SERVES=$((SERVES + 1))
-    LOG="$T_TMP/serve-$SERVES.log"
-    "$AUTORUN" serve --listen "127.0.0.1:$PORT" "$@" 2>"$LOG" &
-    SPID=$!
-    t_track $SPID
-    t_wait_port "$PORT" || t_fail "serve $SERVES listens" "$(cat "$LOG")"
-}
-stop_serve() {
-    local i
-    kill -TERM "$SPID"
-    for i in $(seq 1 200); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-    wait "$SPID"
-    t_expect_eq "serve $SERVES stops with 0" "$?" 0
-}
-until_true() {
-    local n=$1 i
-    shift
-    for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
-drained() { [ "$(t_sql "SELECT count(*) FROM runs WHERE status IN ('queued','running')")" = 0 ]; }
 runs() { t_sql "SELECT count(*) FROM runs WHERE recipe='$1' ${2:-}"; }
 
 # Yearly schedules: none comes due by itself while the test runs.
@@ -89,11 +66,13 @@ t_expect_eq "list shows the next fire" "$("$AUTORUN" list --json | /usr/bin/pyth
 import json, sys
 print(sum(1 for r in json.load(sys.stdin) if r.get("nextCron") or r.get("next")))' 2>/dev/null)" 4
 stop_serve
+serve_clean "serve $SERVES"
 
 # A restart right away: every fire is recorded, so nothing fires again.
 start_serve
 until_true 50 grep -q "serving on" "$LOG"
 stop_serve
+serve_clean "serve $SERVES"
 t_expect_eq "restart: no second fire" "$(runs once),$(runs skip),$(runs fresh)" "1,0,0"
 
 # ---- retention: prune deletes old runs, the file shrinks ----

@@ -9,42 +9,7 @@ CLIENT="$AR_SOURCE_DIR/tests/servers/http_client.py"
 PORT=$(t_free_port)
 BASE="http://127.0.0.1:$PORT"
 N=200
-SERVES=0
 
-# start_serve [args...]: starts the service on PORT; sets SPID and LOG.
-start_serve() {
-    SERVES=$((SERVES + 1))
-    LOG="$T_TMP/serve-$SERVES.log"
-    "$AUTORUN" serve --listen "127.0.0.1:$PORT" "$@" 2>"$LOG" &
-    SPID=$!
-    t_track $SPID
-    t_wait_port "$PORT" || t_fail "serve $SERVES listens" "$(cat "$LOG")"
-}
-# wait_exit PID: waits (at most ~20 s) for the process to end; sets EXIT (or "running").
-wait_exit() {
-    local i
-    for i in $(seq 1 200); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        EXIT=running
-    else
-        wait "$1"
-        EXIT=$?
-    fi
-}
-# until_true TRIES CMD...: runs CMD every 0.1 s until it succeeds; fails after TRIES tries.
-until_true() {
-    local n=$1 i
-    shift
-    for i in $(seq 1 "$n"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-drained() { [ "$(t_sql "SELECT count(*) FROM runs WHERE status IN ('queued','running')")" = 0 ]; }
 status_of() { t_sql "SELECT status FROM runs WHERE id=$1"; }
 is_status() { [ "$(status_of "$1")" = "$2" ]; }
 post() { # PATH BODY [curl args]: sets CODE and BODY
