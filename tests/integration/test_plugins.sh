@@ -222,17 +222,13 @@ cat > "$T_TMP/serve-recipes/polled.js" <<'JS'
 exports.triggers = [{ poll: 'abi_test.items', every: '1s', backfill: true, tag: 'x' }];
 exports.run = function (item) { return item; };
 JS
-PORT=$(t_free_port)
-AUTORUN_RECIPES="$T_TMP/serve-recipes" "$AUTORUN" serve --listen "127.0.0.1:$PORT" \
-    >"$T_TMP/serve.log" 2>&1 &
-SERVE=$!
-t_track $SERVE
+AUTORUN_RECIPES="$T_TMP/serve-recipes" start_serve
 for _ in $(seq 1 100); do
     [ "$(t_sql "SELECT count(*) FROM runs WHERE recipe = 'polled' AND status = 'succeeded'")" -ge 4 ] && break
     sleep 0.1
 done
-kill -TERM $SERVE
-wait $SERVE
+stop_serve
+serve_clean "poll"
 t_expect_eq "poll: each item of the native source fired one run, in order, with the options" \
     "$(t_sql "SELECT result FROM runs WHERE recipe = 'polled' AND status = 'succeeded' ORDER BY id LIMIT 4")" \
     "$(printf '%s\n' '{"id":1,"options":{"tag":"x"}}' '{"id":2,"tag":"tagged"}' '{"id":3,"options":{"tag":"x"}}' '{"id":4,"tag":"tagged"}')"

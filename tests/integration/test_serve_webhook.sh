@@ -37,12 +37,8 @@ chmod 600 "$AUTORUN_HOME/secrets"
 
 PORT=$(t_free_port)
 BASE="http://127.0.0.1:$PORT"
-LOG="$T_TMP/serve.log"
-"$AUTORUN" serve --listen "127.0.0.1:$PORT" 2>"$LOG" &
-SPID=$!
-t_track $SPID
+start_serve
 if ! t_wait_port "$PORT"; then
-    t_fail "serve listens" "$(cat "$LOG")"
     t_done
     exit 1
 fi
@@ -224,11 +220,7 @@ t_expect_eq "a client stalled in its headers is disconnected" "$SLOW_STATE" clos
 t_expect_contains "metrics: the timeout is counted" "$(curl -s "$BASE/metrics")" 'autorun_http_timeouts_total 1'
 alive "everything"
 
-kill -TERM "$SPID"
-for i in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-wait "$SPID"
-t_expect_eq "SIGTERM: exit 0" "$?" 0
+stop_serve
+serve_clean "SIGTERM"
 t_expect_not_contains "the log never holds the secret" "$(cat "$LOG")" "gh-s3cret-value"
-t_expect_eq "no sanitizer report in the service logs" \
-    "$(cat "$T_TMP"/serve*.log | grep -cE 'runtime error|Sanitizer')" 0
 t_done
