@@ -27,6 +27,10 @@ int ar__cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2
 /* Loads the configuration and creates the engine; prints the error itself. */
 int ar__cli_engine(struct ar_cli *cli, struct ar_engine **out);
 int ar__cli_config(struct ar_cli *cli);
+/* The run that id_text (RUN_ID on the command line of cmd) names, read from history with the
+ * engine: 0, or after saying what is wrong (usage: cmd's usage line), AR_EXIT_USAGE. */
+int ar__cli_history_run(struct ar_cli *cli, const char *cmd, const char *usage,
+                        const char *id_text, struct ar_engine **e, struct ar_run_record *out);
 
 /* Option parsing: returns 1 and sets *value when argv[*i] is --name VALUE or
  * --name=VALUE (advancing *i), -1 when the value is missing. */

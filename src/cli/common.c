@@ -82,6 +82,23 @@ int ar__cli_engine(struct ar_cli *cli, struct ar_engine **out)
     return 0;
 }
 
+int ar__cli_history_run(struct ar_cli *cli, const char *cmd, const char *usage,
+                        const char *id_text, struct ar_engine **e, struct ar_run_record *out)
+{
+    char *end;
+    long long id = id_text ? strtoll(id_text, &end, 10) : 0;
+    if (id_text == NULL || *end != '\0' || id <= 0) {
+        return ar__cli_usage_error("%s: usage: %s", cmd, usage);
+    }
+    if (ar__cli_engine(cli, e) != 0) {
+        return AR_EXIT_USAGE;
+    }
+    if (ar_history_get((*e)->history, id, out) != 0) {
+        return ar__cli_usage_error("%s: no run %lld in history", cmd, id);
+    }
+    return 0;
+}
+
 int ar__cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
 {
     size_t n = strlen(name);

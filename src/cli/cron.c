@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "core/error.h"
 #include "core/tz.h"
 #include "trigger/cron.h"
@@ -41,31 +42,6 @@ static int cron_fail(const char *fmt, ...)
     return 2;
 }
 
-/* Takes the value of "--name VALUE" or "--name=VALUE"; returns 1 if argv[*i] is that option. */
-static int option_value(int argc, char **argv, int *i, const char *name, const char **value,
-                        int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-
-    if (strncmp(a, name, n) != 0) {
-        return 0;
-    }
-    if (a[n] == '=') {
-        *value = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0') {
-        return 0;
-    }
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return 1;
-    }
-    *value = argv[++*i];
-    return 1;
-}
-
 static int parse_count(const char *s, int *out)
 {
     char *end;
@@ -96,7 +72,7 @@ int ar__cli_cron(int argc, char **argv)
     expr[0] = '\0';
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int missing = 0;
+        int got = 0; /* ar__cli_opt(): 1 the option and its value, -1 the option without one */
 
         if (!options_done && a[0] == '-' && a[1] != '\0') {
             if (strcmp(a, "--") == 0) {
@@ -106,16 +82,16 @@ int ar__cli_cron(int argc, char **argv)
                 return 0;
             } else if (strcmp(a, "--json") == 0) {
                 json = 1;
-            } else if (option_value(argc, argv, &i, "--tz", &v, &missing)) {
+            } else if ((got = ar__cli_opt(argc, argv, &i, "--tz", &v)) != 0) {
                 tz_name = v;
-            } else if (option_value(argc, argv, &i, "--from", &v, &missing)) {
+            } else if ((got = ar__cli_opt(argc, argv, &i, "--from", &v)) != 0) {
                 from_text = v;
-            } else if (option_value(argc, argv, &i, "--count", &v, &missing)) {
+            } else if ((got = ar__cli_opt(argc, argv, &i, "--count", &v)) != 0) {
                 count_text = v;
             } else {
                 return cron_fail("unknown option '%s' (see autorun cron --help)", a);
             }
-            if (missing) {
+            if (got < 0) {
                 return cron_fail("option %s needs a value", a);
             }
             continue;

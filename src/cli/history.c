@@ -182,18 +182,11 @@ int ar__cli_show(struct ar_cli *cli, int argc, char **argv)
             id_text = argv[i];
         }
     }
-    char *end;
-    long long id = id_text ? strtoll(id_text, &end, 10) : 0;
-    if (id_text == NULL || *end != '\0' || id <= 0) {
-        return ar__cli_usage_error("show: usage: autorun show RUN_ID [--json]");
-    }
     struct ar_engine *e;
-    if (ar__cli_engine(cli, &e) != 0) {
-        return AR_EXIT_USAGE;
-    }
     struct ar_run_record r;
-    if (ar_history_get(e->history, id, &r) != 0) {
-        return ar__cli_usage_error("show: no run %lld in history", id);
+    int status = ar__cli_history_run(cli, "show", "autorun show RUN_ID [--json]", id_text, &e, &r);
+    if (status != 0) {
+        return status;
     }
     struct ar_buf json = {0};
     struct show_ctx c = {.as_json = as_json, .json = &json};
@@ -207,10 +200,10 @@ int ar__cli_show(struct ar_cli *cli, int argc, char **argv)
             ar_buf_puts(&json, "null");
         }
         ar_buf_puts(&json, ",\"logs\":[");
-        ar_history_logs(e->history, id, show_log_cb, &c);
+        ar_history_logs(e->history, r.id, show_log_cb, &c);
         ar_buf_puts(&json, "],\"steps\":[");
         c.count = 0;
-        ar_history_steps(e->history, id, show_step_cb, &c);
+        ar_history_steps(e->history, r.id, show_step_cb, &c);
         ar_buf_puts(&json, "]}\n");
         fputs(json.data, stdout);
         ar_buf_free(&json);
@@ -247,13 +240,13 @@ int ar__cli_show(struct ar_cli *cli, int argc, char **argv)
         }
     }
     printf("logs\n");
-    ar_history_logs(e->history, id, show_log_cb, &c);
+    ar_history_logs(e->history, r.id, show_log_cb, &c);
     if (c.count == 0) {
         printf("  (none)\n");
     }
     printf("steps\n");
     c.count = 0;
-    ar_history_steps(e->history, id, show_step_cb, &c);
+    ar_history_steps(e->history, r.id, show_step_cb, &c);
     if (c.count == 0) {
         printf("  (none)\n");
     }

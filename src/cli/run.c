@@ -206,27 +206,21 @@ int ar__cli_replay(struct ar_cli *cli, int argc, char **argv)
             id_text = argv[i];
         }
     }
-    char *end;
-    long long id = id_text ? strtoll(id_text, &end, 10) : 0;
-    if (id_text == NULL || *end != '\0' || id <= 0) {
-        return ar__cli_usage_error("replay: usage: autorun replay RUN_ID [--dry-run]");
-    }
     struct ar_engine *e;
-    if (ar__cli_engine(cli, &e) != 0) {
-        return AR_EXIT_USAGE;
-    }
     struct ar_run_record rec;
-    if (ar_history_get(e->history, id, &rec) != 0) {
-        return ar__cli_usage_error("replay: no run %lld in history", id);
+    int status = ar__cli_history_run(cli, "replay", "autorun replay RUN_ID [--dry-run]", id_text,
+                                     &e, &rec);
+    if (status != 0) {
+        return status;
     }
     struct ar_run_opts opts = {
         .recipe = rec.recipe,
         .trigger = "replay",
         .input_json = rec.input,
         .dry_run = dry_run,
-        .replay_of = id,
+        .replay_of = rec.id,
     };
-    int status = execute(cli, &opts, json);
+    status = execute(cli, &opts, json);
     ar_run_record_free(&rec);
     return status;
 }
