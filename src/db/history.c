@@ -150,6 +150,9 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
     int created = fstat(fd, &st) == 0 && st.st_size == 0;
     close(fd);
 
+    /* SQLite counts every allocation under a global mutex unless told not to; autorun never
+     * asks it for memory statistics. Only possible before SQLite's first use, hence here. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     struct ar_history *h = ar_calloc(1, sizeof(*h));
     int rc = 0;
     if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
