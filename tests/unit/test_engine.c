@@ -11,42 +11,13 @@
 
 #include "internal.h"
 #include "db/history.h"
-
-static char dir[64];
-static struct ar_config cfg;
-static struct ar_engine *engine;
-
-struct outcome {
-    int done;
-    enum ar_run_status status;
-    char *result;
-    char *error;
-};
-
-static void write_recipe(const char *name, const char *js)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "%s/recipes/%s.js", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(js, f);
-    fclose(f);
-}
+#include "engine_fixture.h"
 
 static int setup(void **state)
 {
-    strcpy(dir, "/tmp/ar-engine-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof(path), "%s/recipes", dir);
-    assert_int_equal(ar_mkdir_p(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/home", dir);
-    char recipes[128];
-    snprintf(recipes, sizeof(recipes), "%s/recipes", dir);
-    struct ar_config_locations loc = {.home = path, .recipes = recipes, .plugins = recipes};
-    char err[256];
+    fixture_make_dir("engine");
     setenv("AUTORUN_RUN_HEAP", "8M", 1);
-    assert_int_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
+    fixture_load_config(NULL, NULL);
     write_recipe("ok", "exports.run = function (e) { sleep(5); return { n: e.n }; };");
     write_recipe("loop", "exports.timeout = '300ms';\n"
                          "exports.run = function () { for (;;) {} };");
@@ -76,55 +47,26 @@ static int setup(void **state)
                  "  catch (e) { return { name: e.name, failed: e.failed, results: e.results, "
                  "message: e.message }; }\n"
                  "};");
-    char err2[256];
-    return ar_engine_create(&cfg, &engine, err2, sizeof(err2));
+    fixture_create_engine();
+    return 0;
 }
 
 static int teardown(void **state)
 {
-    ar_engine_destroy(engine);
-    ar_config_free(&cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     unsetenv("AUTORUN_RUN_HEAP");
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void done_cb(struct ar_run *run, void *data)
-{
-    struct outcome *o = data;
-    o->done = 1;
-    o->status = run->status;
-    o->result = ar_strdup(run->result_json);
-    o->error = ar_strdup(run->error);
-}
-
-static void start(const char *recipe, const char *input, struct outcome *o)
-{
-    char err[512];
-    struct ar_run_opts opts = {.recipe = recipe, .input_json = input};
-    int rc = ar_run_start(engine, &opts, done_cb, o, err, sizeof(err));
-    if (rc != 0) {
-        fail_msg("start %s: %s", recipe, err);
-    }
-}
-
-static void free_outcome(struct outcome *o)
-{
-    free(o->result);
-    free(o->error);
+    return fixture_teardown(state);
 }
 
 static void test_bad_runs_fail_alone(void **state)
 {
     struct outcome ok[20] = {{0}}, loop = {0}, bomb = {0}, thrower = {0};
-    start("loop", NULL, &loop);
-    start("bomb", NULL, &bomb);
-    start("throws", NULL, &thrower);
+    start_run("loop", NULL, &loop);
+    start_run("bomb", NULL, &bomb);
+    start_run("throws", NULL, &thrower);
     for (int i = 0; i < 20; i++) {
         char input[32];
         snprintf(input, sizeof(input), "{\"n\": %d}", i);
-        start("ok", input, &ok[i]);
+        start_run("ok", input, &ok[i]);
     }
     ar_engine_run_loop(engine);
     for (int i = 0; i < 20; i++) {
@@ -133,7 +75,7 @@ static void test_bad_runs_fail_alone(void **state)
         assert_true(ok[i].done);
         assert_int_equal(ok[i].status, AR_RUN_SUCCEEDED);
         assert_string_equal(ok[i].result, expect);
-        free_outcome(&ok[i]);
+        outcome_free(&ok[i]);
     }
     assert_int_equal(loop.status, AR_RUN_FAILED);
     assert_non_null(strstr(loop.error, "TimeoutError"));
@@ -142,42 +84,42 @@ static void test_bad_runs_fail_alone(void **state)
     assert_int_equal(thrower.status, AR_RUN_FAILED);
     assert_non_null(strstr(thrower.error, "TypeError"));
     assert_non_null(strstr(thrower.error, "throws.js:1"));
-    free_outcome(&loop);
-    free_outcome(&bomb);
-    free_outcome(&thrower);
+    outcome_free(&loop);
+    outcome_free(&bomb);
+    outcome_free(&thrower);
 
     /* The engine is still fine: a new run succeeds after all that. */
     struct outcome after = {0};
-    start("ok", "{\"n\": 99}", &after);
+    start_run("ok", "{\"n\": 99}", &after);
     ar_engine_run_loop(engine);
     assert_int_equal(after.status, AR_RUN_SUCCEEDED);
-    free_outcome(&after);
+    outcome_free(&after);
     assert_int_equal(engine->runs_active, 0);
 }
 
 static void test_waits_inside_callbacks(void **state)
 {
     struct outcome o = {0};
-    start("waits", NULL, &o);
+    start_run("waits", NULL, &o);
     ar_engine_run_loop(engine);
     assert_int_equal(o.status, AR_RUN_SUCCEEDED);
     assert_string_equal(o.result, "{\"forEach\":6,\"map\":[2,4,6],\"filter\":[2,3],\"reduce\":6,"
                                   "\"reduceRight\":\"321\",\"some\":true,\"every\":true,"
                                   "\"parallel\":[1,3,5]}");
-    free_outcome(&o);
+    outcome_free(&o);
 }
 
 static void test_parallel_aggregate_error(void **state)
 {
     struct outcome o = {0};
-    start("partial", NULL, &o);
+    start_run("partial", NULL, &o);
     ar_engine_run_loop(engine);
     assert_int_equal(o.status, AR_RUN_SUCCEEDED);
     assert_non_null(strstr(o.result, "\"name\":\"ParallelError\""));
     assert_non_null(strstr(o.result, "\"failed\":[1,3]"));
     assert_non_null(strstr(o.result, "\"results\":[0,null,2,null]"));
     assert_non_null(strstr(o.result, "2 of 4 failed (indexes 1, 3); first: Error: odd 1"));
-    free_outcome(&o);
+    outcome_free(&o);
 }
 
 static void test_thousands_suspended(void **state)
@@ -185,13 +127,13 @@ static void test_thousands_suspended(void **state)
     enum { N = 3000 };
     struct outcome *o = calloc(N, sizeof(*o));
     for (int i = 0; i < N; i++) {
-        start("ok", "{\"n\": 1}", &o[i]);
+        start_run("ok", "{\"n\": 1}", &o[i]);
     }
     assert_int_equal(engine->runs_active, N);
     ar_engine_run_loop(engine);
     for (int i = 0; i < N; i++) {
         assert_int_equal(o[i].status, AR_RUN_SUCCEEDED);
-        free_outcome(&o[i]);
+        outcome_free(&o[i]);
     }
     free(o);
 }

@@ -13,10 +13,8 @@
 #include "internal.h"
 #include "core/queue.h"
 #include "db/history.h"
+#include "engine_fixture.h"
 
-static char dir[64];
-static struct ar_config cfg;
-static struct ar_engine *engine;
 static struct ar_queue *queue;
 static uint64_t durable_upto;
 static int durable_calls;
@@ -33,21 +31,10 @@ static void durable_cb(void *data, uint64_t upto, int status)
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/ar-gcommit-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char home[128], recipes[128], path[160];
-    snprintf(recipes, sizeof(recipes), "%s/recipes", dir);
-    snprintf(home, sizeof(home), "%s/home", dir);
-    assert_int_equal(ar_mkdir_p(recipes, 0700), 0);
-    snprintf(path, sizeof(path), "%s/quick.js", recipes);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("exports.run = function (e) { return { n: e.n }; };\n", f);
-    fclose(f);
-    struct ar_config_locations loc = {.home = home, .recipes = recipes, .plugins = recipes};
-    char err[256];
-    assert_int_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
-    assert_int_equal(ar_engine_create(&cfg, &engine, err, sizeof(err)), 0);
+    fixture_make_dir("gcommit");
+    fixture_load_config(NULL, NULL);
+    write_recipe("quick", "exports.run = function (e) { return { n: e.n }; };\n");
+    fixture_create_engine();
     /* As the service does: durable first, then the queue defers the syncs. */
     assert_int_equal(ar_history_set_durable(engine->history, 1), 0);
     assert_int_equal(ar_queue_create(engine, NULL, &queue), 0);
@@ -64,11 +51,7 @@ static int teardown(void **state)
     (void)state;
     ar_queue_close(queue);
     uv_run(&engine->loop, UV_RUN_DEFAULT);
-    ar_engine_destroy(engine);
-    ar_config_free(&cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_teardown(state);
 }
 
 static int64_t push(int n)

@@ -12,17 +12,7 @@
 
 #include "internal.h"
 #include "plugin/loader.h"
-
-static char dir[64];
-static struct ar_config cfg;
-static struct ar_engine *engine;
-
-struct outcome {
-    int done;
-    enum ar_run_status status;
-    char *result;
-    char *error;
-};
+#include "engine_fixture.h"
 
 struct poll_outcome {
     int calls;
@@ -32,24 +22,11 @@ struct poll_outcome {
     char *error;
 };
 
-static void write_recipe(const char *name, const char *js)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "%s/recipes/%s.js", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(js, f);
-    fclose(f);
-}
-
 static int setup(void **state)
 {
-    strcpy(dir, "/tmp/ar-plugin-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char recipes[128], home[128], conf[160], plugins[4096];
-    snprintf(recipes, sizeof(recipes), "%s/recipes", dir);
+    fixture_make_dir("plugin");
+    char home[128], conf[160], plugins[4096];
     snprintf(home, sizeof(home), "%s/home", dir);
-    assert_int_equal(ar_mkdir_p(recipes, 0700), 0);
     assert_int_equal(ar_mkdir_p(home, 0700), 0);
     /* The test plugins are built beside this executable, in plugins/. */
     size_t len = sizeof(plugins) - 16;
@@ -60,10 +37,7 @@ static int setup(void **state)
     assert_non_null(f);
     fputs("plugin.abi_test.greeting = from the file\nplugin.abi_test.other = 2\n", f);
     fclose(f);
-    struct ar_config_locations loc = {.home = home, .recipes = recipes, .plugins = plugins,
-                                      .file = conf};
-    char err[256];
-    assert_int_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
+    fixture_load_config(plugins, conf);
     write_recipe("hang", "exports.timeout = '100ms';\n"
                          "exports.run = function () { require('abi_test').hang(); };");
     write_recipe("counters", "exports.run = function () {\n"
@@ -71,36 +45,8 @@ static int setup(void **state)
                              "  return [t.counters(), t.setting('greeting'), t.setting('other'),\n"
                              "          t.setting('missing')];\n"
                              "};");
-    return ar_engine_create(&cfg, &engine, err, sizeof(err));
-}
-
-static int teardown(void **state)
-{
-    ar_engine_destroy(engine);
-    ar_config_free(&cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void run_done_cb(struct ar_run *run, void *data)
-{
-    struct outcome *o = data;
-    o->done = 1;
-    o->status = run->status;
-    o->result = ar_strdup(run->result_json);
-    o->error = ar_strdup(run->error);
-}
-
-static void run_recipe(const char *recipe, struct outcome *o)
-{
-    char err[512];
-    struct ar_run_opts opts = {.recipe = recipe};
-    if (ar_run_start(engine, &opts, run_done_cb, o, err, sizeof(err)) != 0) {
-        fail_msg("start %s: %s", recipe, err);
-    }
-    ar_engine_run_loop(engine);
-    assert_true(o->done);
+    fixture_create_engine();
+    return 0;
 }
 
 static void poll_done_cb(void *data, int rc, const char *items, const char *cursor,
@@ -185,11 +131,10 @@ static void test_poll_later_and_cancel(void **state)
     poll_outcome_free(&o);
 
     struct outcome r = {0};
-    run_recipe("counters", &r);
+    run_recipe("counters", NULL, &r);
     assert_int_equal(r.status, AR_RUN_SUCCEEDED);
     assert_non_null(strstr(r.result, "\"pollsCancelled\":1"));
-    free(r.result);
-    free(r.error);
+    outcome_free(&r);
 }
 
 static void test_poll_failures(void **state)
@@ -223,18 +168,16 @@ static void test_poll_failures(void **state)
 static void test_aborted_run_cancels_pending(void **state)
 {
     struct outcome hang = {0}, after = {0};
-    run_recipe("hang", &hang);
+    run_recipe("hang", NULL, &hang);
     assert_int_equal(hang.status, AR_RUN_FAILED);
     assert_non_null(strstr(hang.error, "TimeoutError"));
-    run_recipe("counters", &after);
+    run_recipe("counters", NULL, &after);
     assert_int_equal(after.status, AR_RUN_SUCCEEDED);
     assert_non_null(strstr(after.result, "\"cancelled\":1"));
     /* Settings from autorun.conf (plugin.abi_test.KEY); unknown keys are null. */
     assert_non_null(strstr(after.result, ",\"from the file\",\"2\",null]"));
-    free(hang.result);
-    free(hang.error);
-    free(after.result);
-    free(after.error);
+    outcome_free(&hang);
+    outcome_free(&after);
 }
 
 static void problem_cb(void *data, const char *problem)
@@ -264,5 +207,5 @@ int main(void)
         cmocka_unit_test(test_aborted_run_cancels_pending),
         cmocka_unit_test(test_check_all),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

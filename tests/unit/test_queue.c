@@ -15,35 +15,16 @@
 #include "core/metrics.h"
 #include "core/queue.h"
 #include "db/history.h"
+#include "engine_fixture.h"
 
-static char dir[64];
-static struct ar_config cfg;
-static struct ar_engine *engine;
 static struct ar_metrics *metrics;
 static struct ar_queue *queue;
-
-static void write_recipe(const char *name, const char *js)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "%s/recipes/%s.js", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(js, f);
-    fclose(f);
-}
 
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/ar-queue-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char home[128], recipes[128];
-    snprintf(recipes, sizeof(recipes), "%s/recipes", dir);
-    snprintf(home, sizeof(home), "%s/home", dir);
-    assert_int_equal(ar_mkdir_p(recipes, 0700), 0);
-    struct ar_config_locations loc = {.home = home, .recipes = recipes, .plugins = recipes};
-    char err[256];
-    assert_int_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
+    fixture_make_dir("queue");
+    fixture_load_config(NULL, NULL);
     /* Runs until the test writes the gate file beside it. */
     write_recipe("one", "exports.concurrency = 1;\n"
                         "exports.run = function (e, ctx) {\n"
@@ -57,7 +38,7 @@ static int setup(void **state)
                           "};");
     write_recipe("hopeless", "exports.retries = { max: 1, backoff: '5ms' };\n"
                              "exports.run = function () { throw new Error('never'); };");
-    assert_int_equal(ar_engine_create(&cfg, &engine, err, sizeof(err)), 0);
+    fixture_create_engine();
     metrics = ar_metrics_create();
     assert_int_equal(ar_queue_create(engine, metrics, &queue), 0);
     return 0;
@@ -69,11 +50,7 @@ static int teardown(void **state)
     ar_queue_close(queue);
     uv_run(&engine->loop, UV_RUN_DEFAULT);
     ar_metrics_destroy(metrics);
-    ar_engine_destroy(engine);
-    ar_config_free(&cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_teardown(state);
 }
 
 /* Turns the loop, committing as the service does each iteration, until *flag is set. */

@@ -12,39 +12,13 @@
 #include <string.h>
 
 #include "internal.h"
-
-static char dir[64];
-static struct ar_config cfg;
-static struct ar_engine *engine;
-
-struct outcome {
-    int done;
-    enum ar_run_status status;
-    char *result;
-    char *error;
-};
-
-static void write_recipe(const char *name, const char *js)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "%s/recipes/%s.js", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(js, f);
-    fclose(f);
-}
+#include "engine_fixture.h"
 
 static int setup(void **state)
 {
-    strcpy(dir, "/tmp/ar-sqlengine-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char recipes[128], home[128], url[160];
-    snprintf(recipes, sizeof(recipes), "%s/recipes", dir);
-    snprintf(home, sizeof(home), "%s/home", dir);
-    assert_int_equal(ar_mkdir_p(recipes, 0700), 0);
-    struct ar_config_locations loc = {.home = home, .recipes = recipes, .plugins = recipes};
-    char err[256];
-    assert_int_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
+    fixture_make_dir("sqlengine");
+    fixture_load_config(NULL, NULL);
+    char url[160], err[256];
     snprintf(url, sizeof(url), "sqlite:%s/shop.db", dir);
     assert_int_equal(ar_config_set(&cfg, "db.shop", url, err, sizeof(err)), 0);
     const char *pg = getenv("AR_TEST_PG_URL");
@@ -95,55 +69,21 @@ static int setup(void **state)
                           "sum(CASE WHEN k < 0 THEN 1 ELSE 0 END) AS stuck FROM t')[0];\n"
                           "  return { n: Number(r.n), stuck: Number(r.stuck) };\n"
                           "};");
-    return ar_engine_create(&cfg, &engine, err, sizeof(err));
-}
-
-static int teardown(void **state)
-{
-    ar_engine_destroy(engine);
-    ar_config_free(&cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void done_cb(struct ar_run *run, void *data)
-{
-    struct outcome *o = data;
-    o->done = 1;
-    o->status = run->status;
-    o->result = ar_strdup(run->result_json);
-    o->error = ar_strdup(run->error);
-}
-
-static void start(const char *recipe, const char *input, struct outcome *o)
-{
-    char err[512];
-    struct ar_run_opts opts = {.recipe = recipe, .input_json = input};
-    if (ar_run_start(engine, &opts, done_cb, o, err, sizeof(err)) != 0) {
-        fail_msg("start %s: %s", recipe, err);
-    }
-}
-
-static void free_outcome(struct outcome *o)
-{
-    free(o->result);
-    free(o->error);
+    fixture_create_engine();
+    return 0;
 }
 
 static void expect_success(const char *recipe, const char *input, const char *result)
 {
     struct outcome o = {0};
-    start(recipe, input, &o);
-    ar_engine_run_loop(engine);
-    assert_true(o.done);
+    run_recipe(recipe, input, &o);
     if (o.status != AR_RUN_SUCCEEDED) {
         fail_msg("%s failed: %s", recipe, o.error ? o.error : "(no error)");
     }
     if (result) {
         assert_string_equal(o.result, result);
     }
-    free_outcome(&o);
+    outcome_free(&o);
 }
 
 static void concurrent_runs(const char *db)
@@ -156,12 +96,12 @@ static void concurrent_runs(const char *db)
     struct outcome o[N] = {{0}}, stuck[STUCK] = {{0}}, impatient = {0};
     for (int i = 0; i < N; i++) {
         if (i == 1) {
-            start("impatient", dbonly, &impatient);
+            start_run("impatient", dbonly, &impatient);
         }
         snprintf(input, sizeof(input), "{\"db\": \"%s\", \"k\": %d}", db, i);
-        start("worker", input, &o[i]);
+        start_run("worker", input, &o[i]);
         if (i % (N / STUCK) == 0 && i / (N / STUCK) < STUCK) {
-            start("stuck", dbonly, &stuck[i / (N / STUCK)]);
+            start_run("stuck", dbonly, &stuck[i / (N / STUCK)]);
         }
     }
     ar_engine_run_loop(engine);
@@ -173,15 +113,15 @@ static void concurrent_runs(const char *db)
             fail_msg("run %d failed: %s", i, o[i].error ? o[i].error : "(no error)");
         }
         assert_string_equal(o[i].result, expect);
-        free_outcome(&o[i]);
+        outcome_free(&o[i]);
     }
     assert_int_equal(impatient.status, AR_RUN_FAILED);
     assert_non_null(strstr(impatient.error, "TimeoutError"));
-    free_outcome(&impatient);
+    outcome_free(&impatient);
     for (int i = 0; i < STUCK; i++) {
         assert_int_equal(stuck[i].status, AR_RUN_FAILED);
         assert_non_null(strstr(stuck[i].error, "TimeoutError"));
-        free_outcome(&stuck[i]);
+        outcome_free(&stuck[i]);
     }
     /* 40 runs x 20 rows; the stuck runs' rows were rolled back. */
     expect_success("count", dbonly, "{\"n\":800,\"stuck\":0}");
@@ -198,14 +138,14 @@ static void test_sqlite_concurrent_runs(void **state)
 static void test_sqlite_interrupt(void **state)
 {
     struct outcome spin = {0}, after = {0};
-    start("spin", "{\"db\": \"shop\"}", &spin);
-    start("count", "{\"db\": \"shop\"}", &after);
+    start_run("spin", "{\"db\": \"shop\"}", &spin);
+    start_run("count", "{\"db\": \"shop\"}", &after);
     ar_engine_run_loop(engine);
     assert_int_equal(spin.status, AR_RUN_FAILED);
     assert_non_null(strstr(spin.error, "TimeoutError"));
     assert_int_equal(after.status, AR_RUN_SUCCEEDED);
-    free_outcome(&spin);
-    free_outcome(&after);
+    outcome_free(&spin);
+    outcome_free(&after);
 }
 
 static void test_pg_concurrent_runs(void **state)
@@ -224,5 +164,5 @@ int main(void)
         cmocka_unit_test(test_sqlite_interrupt),
         cmocka_unit_test(test_pg_concurrent_runs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }
