@@ -1,6 +1,7 @@
-/* libm, opened on first use (see core/dynlib.h): the functions Duktape's Math and SQLite's
- * math SQL functions call. A short run calls none of them, and mapping and relocating libm
- * at exec cost every `autorun run` about 0.2 ms (docs/performance.md).
+/* libm, opened on first use (see core/dynlib.h): the functions Duktape's Math, SQLite's math
+ * SQL functions and autorun itself call (an unoptimised build calls even fabs and floor). A
+ * short run calls none of them, and mapping and relocating libm at exec cost every `autorun
+ * run` about 0.2 ms (docs/performance.md).
  *
  * The names are libm's own, so the static SQLite and Duktape objects link against these.
  * SQLite may evaluate SQL on worker threads; the forwarders are safe to call from any. */
@@ -22,9 +23,12 @@ LIBM_1(atan)
 LIBM_2(atan2)
 LIBM_1(atanh)
 LIBM_1(cbrt)
+LIBM_1(ceil)
 LIBM_1(cos)
 LIBM_1(cosh)
 LIBM_1(exp)
+LIBM_1(fabs)
+LIBM_1(floor)
 LIBM_2(fmod)
 LIBM_1(log)
 LIBM_1(log10)
