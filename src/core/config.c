@@ -5,9 +5,11 @@
 #include "core/util.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum setting_type { SET_STRING, SET_DURATION, SET_SIZE, SET_INT };
 
@@ -85,9 +87,11 @@ static int apply(struct ar_config *cfg, const struct setting *s, const char *val
         }
         break;
     case SET_INT: {
-        char *end;
-        n = strtoll(value, &end, 10);
-        if (*value == '\0' || *end != '\0' || n < 0) {
+        const char *p = value;
+        while (isdigit((unsigned char)*p) && n <= (INT64_MAX - 9) / 10) {
+            n = n * 10 + (*p++ - '0');
+        }
+        if (*value == '\0' || *p != '\0') {
             snprintf(err, errlen, "%s: '%s' is not a non-negative integer", s->key, value);
             return AR_EINVAL;
         }
@@ -208,11 +212,7 @@ static int parse_file(struct ar_config *cfg, const char *path, char *err, size_t
 
 static int file_exists(const char *p)
 {
-    FILE *f = fopen(p, "r");
-    if (f) {
-        fclose(f);
-    }
-    return f != NULL;
+    return access(p, R_OK) == 0;
 }
 
 static void apply_prefixed_env(struct ar_named_url **list, size_t *n, const char *prefix,

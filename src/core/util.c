@@ -228,6 +228,26 @@ static int unit_ms(const char *u, size_t n, int64_t *out)
     return AR_EINVAL;
 }
 
+/* Digits with at most one '.' (no sign, no exponent: "1e3s" and "0x10m" are refused), the
+ * way durations and sizes are written; returns the first character after them. */
+static const char *parse_decimal(const char *p, double *out)
+{
+    double v = 0, scale = 1;
+    int dot = 0;
+    for (;; p++) {
+        if (isdigit((unsigned char)*p)) {
+            v = v * 10 + (*p - '0');
+            scale *= dot ? 10 : 1;
+        } else if (*p == '.' && !dot) {
+            dot = 1;
+        } else {
+            break;
+        }
+    }
+    *out = v / scale;
+    return p;
+}
+
 int ar_parse_duration(const char *s, int64_t *out_ms)
 {
     if (s == NULL || *s == '\0') {
@@ -240,15 +260,8 @@ int ar_parse_duration(const char *s, int64_t *out_ms)
         if (!isdigit((unsigned char)*p)) {
             return AR_EINVAL;
         }
-        /* Digits with at most one '.', so "1e3s" or "0x10m" are refused. */
-        char num[32];
-        size_t n = 0;
-        int dots = 0;
-        while ((isdigit((unsigned char)*p) || (*p == '.' && !dots++)) && n < sizeof(num) - 1) {
-            num[n++] = *p++;
-        }
-        num[n] = '\0';
-        double v = strtod(num, NULL);
+        double v;
+        p = parse_decimal(p, &v);
         const char *u = p;
         while (isalpha((unsigned char)*p)) {
             p++;
@@ -294,12 +307,8 @@ int ar_parse_size(const char *s, int64_t *out_bytes)
     if (s == NULL || !isdigit((unsigned char)*s)) {
         return AR_EINVAL;
     }
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || v < 0) {
-        return AR_EINVAL;
-    }
+    double v;
+    const char *end = parse_decimal(s, &v);
     int64_t mul = 1;
     char unit = (char)toupper((unsigned char)*end);
     if (unit == 'K' || unit == 'M' || unit == 'G') {

@@ -99,6 +99,18 @@ static void test_errors_name_file_and_line(void **state)
     assert_int_not_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "autorun.conf:1: run.timeout: 'soon' is not a duration"));
     ar_config_free(&cfg);
+    const char *bad_ints[] = {"run.max = -1\n", "run.max = 12x\n", "run.max =\n",
+                              "run.max = 99999999999999999999\n"};
+    for (size_t i = 0; i < sizeof(bad_ints) / sizeof(bad_ints[0]); i++) {
+        loc.file = write_conf(bad_ints[i]);
+        assert_int_not_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "is not a non-negative integer"));
+        ar_config_free(&cfg);
+    }
+    loc.file = write_conf("run.max = 250\n");
+    assert_int_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
+    assert_int_equal(cfg.max_runs, 250);
+    ar_config_free(&cfg);
     loc.file = write_conf("just words\n");
     assert_int_not_equal(ar_config_load(&cfg, &loc, err, sizeof(err)), 0);
     assert_non_null(strstr(err, ":1: expected 'key = value'"));

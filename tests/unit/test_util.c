@@ -31,7 +31,7 @@ static void test_durations(void **state)
 static void test_bad_durations(void **state)
 {
     int64_t ms = 42;
-    const char *bad[] = {"", "abc", "5x", "-5s", "1h30", "s", "5 m", "1e3s"};
+    const char *bad[] = {"", "abc", "5x", "-5s", "1h30", "s", "5 m", "1e3s", "1..5s", "0x10m"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_not_equal(ar_parse_duration(bad[i], &ms), 0);
     }
@@ -50,8 +50,12 @@ static void test_sizes(void **state)
     assert_int_equal(b, 512 << 10);
     assert_int_equal(ar_parse_size("1048576", &b), 0);
     assert_int_equal(b, 1048576);
+    assert_int_equal(ar_parse_size("1.5K", &b), 0);
+    assert_int_equal(b, 1536);
     assert_int_not_equal(ar_parse_size("lots", &b), 0);
     assert_int_not_equal(ar_parse_size("5Q", &b), 0);
+    assert_int_not_equal(ar_parse_size("1e3K", &b), 0); /* no exponents, as for durations */
+    assert_int_not_equal(ar_parse_size("-1M", &b), 0);
 }
 
 static void test_times(void **state)
