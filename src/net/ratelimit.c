@@ -35,10 +35,19 @@ void ar_ratelimit_free(struct ar_ratelimit *rl)
     rl->held = 0;
 }
 
+/* When the token of a request that ended at end_ms is back. The clock counts whole
+ * milliseconds: an end read as T may have happened just before T+1, so the token comes back at
+ * T + per + 1, when a whole window has surely passed (the server must not see rate + 1 requests
+ * in one window, not even by a fraction of a millisecond). */
+static int64_t token_back(const struct ar_ratelimit *rl, int64_t end_ms)
+{
+    return end_ms + rl->per_ms + 1;
+}
+
 /* Forgets end times whose tokens are back: they no longer limit anything. */
 static void expire(struct ar_ratelimit *rl, int64_t now_ms)
 {
-    while (rl->n_ended > 0 && rl->ended[rl->head] + rl->per_ms <= now_ms) {
+    while (rl->n_ended > 0 && token_back(rl, rl->ended[rl->head]) <= now_ms) {
         rl->head = (rl->head + 1) % rl->rate;
         rl->n_ended--;
     }
@@ -54,7 +63,7 @@ int64_t ar_ratelimit_wait(const struct ar_ratelimit *rl, int64_t now_ms)
     int64_t oldest_back = -1;
     /* Only the oldest end time matters once it is known to be still out. */
     for (uint32_t k = 0; k < rl->n_ended; k++) {
-        int64_t back = rl->ended[i] + rl->per_ms;
+        int64_t back = token_back(rl, rl->ended[i]);
         if (back > now_ms) {
             out += rl->n_ended - k;
             oldest_back = back;

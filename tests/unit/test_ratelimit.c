@@ -37,16 +37,17 @@ static void test_ratelimit_burst_then_window(void **state)
     /* Every token is held by a running request: only an end can free one. */
     assert_int_equal(ar_ratelimit_wait(&rl, 100), -1);
     ar_ratelimit_put(&rl, 150);
-    /* The token is back one window after the request ended, not after it started. */
-    assert_int_equal(ar_ratelimit_wait(&rl, 150), 1000);
-    assert_int_equal(ar_ratelimit_wait(&rl, 1149), 1);
-    assert_int_equal(ar_ratelimit_wait(&rl, 1150), 0);
+    /* The token is back one whole window after the request ended, not after it started: a
+     * millisecond later than the window, since an end read as 150 may be at 150.9. */
+    assert_int_equal(ar_ratelimit_wait(&rl, 150), 1001);
+    assert_int_equal(ar_ratelimit_wait(&rl, 1150), 1);
+    assert_int_equal(ar_ratelimit_wait(&rl, 1151), 0);
     ar_ratelimit_put(&rl, 300);
     ar_ratelimit_put(&rl, 400);
-    assert_int_equal(ar_ratelimit_wait(&rl, 1150), 0);
-    ar_ratelimit_take(&rl, 1150);
+    assert_int_equal(ar_ratelimit_wait(&rl, 1151), 0);
+    ar_ratelimit_take(&rl, 1151);
     /* The next to come back is the one that ended at 300. */
-    assert_int_equal(ar_ratelimit_wait(&rl, 1150), 150);
+    assert_int_equal(ar_ratelimit_wait(&rl, 1151), 150);
     ar_ratelimit_free(&rl);
 }
 
@@ -161,8 +162,9 @@ static void test_gate_rate_and_pause(void **state)
     ar_gate_leave(&g, 10);
     ar_gate_leave(&g, 20);
     assert_null(ar_gate_next(&g, 20, &wait));
-    assert_int_equal(wait, 90); /* the first token is back at 10 + 100 */
-    struct ar_gate_waiter *w = ar_gate_next(&g, 110, &wait);
+    assert_int_equal(wait, 91); /* the first token is back at 10 + 100 + 1 */
+    assert_null(ar_gate_next(&g, 110, &wait));
+    struct ar_gate_waiter *w = ar_gate_next(&g, 111, &wait);
     assert_non_null(w);
     assert_int_equal(id_of(w), 2);
     /* A pause holds everyone, even with tokens to spare. */
@@ -194,10 +196,10 @@ static void test_gate_set_changes_limits(void **state)
     assert_int_equal(g.rl.rate, 1);
     assert_int_equal(ar_gate_enter(&g, &r[2].w, 0), 1);
     ar_gate_leave(&g, 50);
-    assert_int_equal(ar_ratelimit_wait(&g.rl, 50), 1000);
+    assert_int_equal(ar_ratelimit_wait(&g.rl, 50), 1001);
     /* Shrinking keeps the most recent end times. */
     assert_int_equal(ar_gate_set(&g, 0, 1, 2000), 0);
-    assert_int_equal(ar_ratelimit_wait(&g.rl, 50), 2000);
+    assert_int_equal(ar_ratelimit_wait(&g.rl, 50), 2001);
     ar_gate_free(&g);
 }
 
