@@ -135,8 +135,11 @@ static uint64_t next_random(struct http_state *st)
     return x;
 }
 
+/* The time for the rate limits, read now: the loop's cached time is that of the start of the
+ * iteration, and a response read later in it would count as ended too early. */
 static int64_t now_ms(const struct http_state *st)
 {
+    uv_update_time(&st->engine->loop);
     return (int64_t)uv_now(&st->engine->loop);
 }
 
