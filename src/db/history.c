@@ -228,25 +228,11 @@ static void commit_for_good(struct ar_history *h)
     }
 }
 
-void ar_history_exit(struct ar_history *h)
+/* Closes what is committed: a small WAL is kept for the next process, a larger one is
+ * checkpointed and truncated. */
+static void close_connection(struct ar_history *h, int wal_small)
 {
-    if (h == NULL) {
-        return;
-    }
-    commit_for_good(h);
-    if (h->ckpt_db == NULL && wal_is_small(h)) {
-        return;
-    }
-    ar_history_close(h);
-}
-
-void ar_history_close(struct ar_history *h)
-{
-    if (h == NULL) {
-        return;
-    }
-    commit_for_good(h);
-    if (wal_is_small(h)) {
+    if (wal_small) {
         sqlite3_db_config(h->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     } else {
         bound_wal(h);
@@ -262,6 +248,28 @@ void ar_history_close(struct ar_history *h)
     free(h->wal_path);
     free(h->db_path);
     free(h);
+}
+
+void ar_history_exit(struct ar_history *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    commit_for_good(h);
+    int small = wal_is_small(h);
+    if (h->ckpt_db == NULL && small) {
+        return;
+    }
+    close_connection(h, small);
+}
+
+void ar_history_close(struct ar_history *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    commit_for_good(h);
+    close_connection(h, wal_is_small(h));
 }
 
 const char *ar_history_errmsg(struct ar_history *h)
