@@ -1,6 +1,7 @@
 /* autorun: the command line. Parses global options and dispatches to src/cli/. */
 #include "cli/cli.h"
 #include "core/prefault.h"
+#include "hugetext.h"
 #include "trigger/cron.h"
 
 #include <signal.h>
@@ -64,6 +65,8 @@ static int take_globals(struct ar_cli *cli, int argc, char **argv, int *status)
 
 int main(int argc, char **argv)
 {
+    /* First: none of the code it maps may have run yet. */
+    int code_mapped = ar_hugetext_map();
     struct ar_cli cli = {0};
     int status = AR_EXIT_USAGE;
     /* A peer closing a socket must be an error on that socket, not the end of us. */
@@ -103,7 +106,7 @@ int main(int argc, char **argv)
              * its mmap threshold fixed, and a long-lived process gains nothing from it. */
             if (commands[i].fn != ar__cli_serve) {
                 ar_heap_prefault(AR_HEAP_PREFAULT_BYTES);
-                ar_code_prefault();
+                ar_code_prefault(code_mapped);
             }
             status = commands[i].fn(&cli, argc - 1, argv + 1);
             ar_engine_exit(cli.engine);
