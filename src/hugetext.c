@@ -14,7 +14,8 @@
  * mapping them, it drops its mapping and the block's cached pages and reads the block
  * again, huge. Should that still not give a huge page (a file system or kernel without
  * large folios), a marker in /dev/shm stops later processes from trying again until the
- * next boot: a retry reads 2 MiB from disk.
+ * next boot: a retry reads 2 MiB from disk. Nor is it done under a debugger, whose
+ * breakpoints are in those pages.
  *
  * This file is linked outside the block: the pages it drops must not be the ones running. */
 #define _GNU_SOURCE
@@ -26,6 +27,8 @@
 #include <link.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -83,6 +86,23 @@ static int mapped_by_us_only(int pagemap, const char *addr)
     off_t at = (off_t)((uintptr_t)addr / (uintptr_t)sysconf(_SC_PAGESIZE)) * 8;
     return pread(pagemap, &entry, sizeof(entry), at) == sizeof(entry) &&
            (entry & PAGEMAP_EXCLUSIVE) != 0;
+}
+
+/* Under a debugger, the pages of the block may hold its breakpoints: not to be dropped. */
+static int traced(void)
+{
+    char buf[1024];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (n <= 0) {
+        return 1;
+    }
+    buf[n] = '\0';
+    const char *tracer = strstr(buf, "TracerPid:");
+    return tracer == NULL || atoi(tracer + strlen("TracerPid:")) != 0;
 }
 
 struct file_offset {
@@ -155,7 +175,8 @@ int ar_hugetext_map(void)
     int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pagemap >= 0) {
         /* Not when another process maps the small pages: they could not be dropped. */
-        if (mapped_huge(pagemap, start, size) == 0 && mapped_by_us_only(pagemap, start)) {
+        if (mapped_huge(pagemap, start, size) == 0 && mapped_by_us_only(pagemap, start) &&
+            !traced()) {
             reread_huge(start, size, pagemap);
         }
         close(pagemap);

@@ -63,6 +63,7 @@ int ar__js_exec_timeout_check(void *udata)
 /* src/js/duk_hooks.inc */
 void ar__duk_interrupt_soon(duk_context *ctx);
 void ar__duk_no_emergency_compaction(duk_context *ctx);
+void ar__duk_defer_first_gc(duk_context *ctx);
 
 static struct alloc_hdr *hdr_of(void *ptr)
 {
@@ -475,12 +476,15 @@ static void (*const binding_opens[])(duk_context *ctx) = {
 
 /* Each bundled file is "(function (global, native) { ... })"; they share one native
  * object (stash.native), and the one that returns an object provides the entry points. */
+static duk_ret_t native_load_runtime(duk_context *ctx);
+
 static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
 {
     const struct ar_js_source *src = udata;
     struct ar_vm *vm = ar__vm_of(ctx);
-    void *buf = duk_push_fixed_buffer(ctx, src->len);
-    memcpy(buf, src->bytecode, src->len);
+    /* Loading reads the bytecode where it is: no zero-filled copy. */
+    duk_push_external_buffer(ctx);
+    duk_config_buffer(ctx, -1, (void *)src->bytecode, src->len);
     duk_load_function(ctx);
     duk_call(ctx, 0);
     /* -> [ fn ] */
@@ -494,6 +498,8 @@ static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
         }
         duk_push_int(ctx, (int)vm->engine->cfg->parallel_default);
         duk_put_prop_string(ctx, -2, "parallelDefault");
+        duk_push_c_function(ctx, native_load_runtime, 1);
+        duk_put_prop_string(ctx, -2, "loadRuntime");
         duk_dup(ctx, -1);
         duk_put_prop_string(ctx, -3, "native");
     }
@@ -514,7 +520,8 @@ static duk_ret_t runtime_safe(duk_context *ctx, void *udata)
  * time code reads one of their globals: a short run seldom needs them all, and loading them
  * costs every process about 0.3 ms. Until then each global is an accessor that loads its
  * file, which then defines the globals as plain properties. Magic: runtime index *
- * LAZY_GLOBALS + global index. */
+ * LAZY_GLOBALS + global index. The poll runtime has no global: the prelude loads it through
+ * native.loadRuntime() for the first poll. */
 #define LAZY_GLOBALS 4
 static const struct lazy_runtime {
     const char *source;
@@ -524,6 +531,7 @@ static const struct lazy_runtime {
     {"10_http", {"http", "HttpError"}},
     {"20_sql", {"sql"}},
     {"30_mail", {"mail"}},
+    {"40_poll", {NULL}}, /* native.pollCheck, for the internal runs of poll triggers */
 };
 
 static const struct lazy_runtime *lazy_runtime_of(const char *source)
@@ -536,10 +544,9 @@ static const struct lazy_runtime *lazy_runtime_of(const char *source)
     return NULL;
 }
 
-static duk_ret_t lazy_runtime_get(duk_context *ctx)
+/* Loads a lazy runtime now, or throws its error. */
+static void load_lazy_runtime(duk_context *ctx, const struct lazy_runtime *lr)
 {
-    int magic = duk_get_current_magic(ctx);
-    const struct lazy_runtime *lr = &lazy_runtimes[magic / LAZY_GLOBALS];
     const struct ar_js_source *src = ar__js_sources;
     while (src->name && strcmp(src->name, lr->source) != 0) {
         src++;
@@ -551,8 +558,27 @@ static duk_ret_t lazy_runtime_get(duk_context *ctx)
     duk_int_t rc = duk_safe_call(ctx, runtime_safe, (void *)src, 0, 1);
     vm->current = current;
     if (rc != DUK_EXEC_SUCCESS) {
-        return duk_throw(ctx);
+        (void)duk_throw(ctx);
     }
+    duk_pop(ctx);
+}
+
+/* native.loadRuntime(name): for a runtime reached through `native` rather than a global. */
+static duk_ret_t native_load_runtime(duk_context *ctx)
+{
+    const struct lazy_runtime *lr = lazy_runtime_of(duk_require_string(ctx, 0));
+    if (lr == NULL) {
+        return duk_type_error(ctx, "no lazy runtime '%s'", duk_get_string(ctx, 0));
+    }
+    load_lazy_runtime(ctx, lr);
+    return 0;
+}
+
+static duk_ret_t lazy_runtime_get(duk_context *ctx)
+{
+    int magic = duk_get_current_magic(ctx);
+    const struct lazy_runtime *lr = &lazy_runtimes[magic / LAZY_GLOBALS];
+    load_lazy_runtime(ctx, lr);
     duk_push_global_object(ctx);
     duk_get_prop_string(ctx, -1, lr->globals[magic % LAZY_GLOBALS]);
     return 1;
@@ -601,6 +627,7 @@ int ar__vm_create(struct ar_engine *e, struct ar_vm **out, char *err, size_t err
         return AR_ENOMEM;
     }
     ar__duk_no_emergency_compaction(vm->ctx);
+    ar__duk_defer_first_gc(vm->ctx);
     for (const struct ar_js_source *src = ar__js_sources; src->name; src++) {
         const struct lazy_runtime *lr = lazy_runtime_of(src->name);
         if (lr != NULL) {

@@ -414,7 +414,10 @@
             /* The internal runs of poll and newRow triggers (src/trigger/poller.c) call a poll
              * function (lib/40_poll.js) instead of the recipe's run. */
             var body = trigger === 'poll-check'
-                ? function (ev, c) { return native.pollCheck(ev, c, makeRequire(r.dir)); }
+                ? function (ev, c) {
+                    if (!native.pollCheck) { native.loadRuntime('40_poll'); }
+                    return native.pollCheck(ev, c, makeRequire(r.dir));
+                }
                 : function (ev, c) { return r.exports.run(ev, c); };
             var root = new Fiber(run, null, body, event, ctx);
             step(root, undefined, false);
