@@ -106,7 +106,9 @@ int main(int argc, char **argv)
              * its mmap threshold fixed, and a long-lived process gains nothing from it. */
             if (commands[i].fn != ar__cli_serve) {
                 ar_heap_prefault(AR_HEAP_PREFAULT_BYTES);
-                ar_code_prefault(code_mapped);
+                if (!code_mapped) { /* else code and constants are in the block */
+                    ar_code_prefault();
+                }
             }
             status = commands[i].fn(&cli, argc - 1, argv + 1);
             ar_engine_exit(cli.engine);

@@ -82,13 +82,12 @@ void ar_heap_prefault(size_t bytes)
 static int populate_executable(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    int code_mapped = *(const int *)data;
+    (void)data;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         /* Writable segments were touched by relocation already, and a read mapping of them
          * would only fault again on the first write. */
-        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) ||
-            (code_mapped && (ph->p_flags & PF_X))) {
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W)) {
             continue;
         }
         uintptr_t start = (info->dlpi_addr + ph->p_vaddr) & page_mask();
@@ -99,11 +98,9 @@ static int populate_executable(struct dl_phdr_info *info, size_t size, void *dat
 }
 #endif
 
-void ar_code_prefault(int code_mapped)
+void ar_code_prefault(void)
 {
 #if defined(MADV_POPULATE_READ)
-    dl_iterate_phdr(populate_executable, &code_mapped);
-#else
-    (void)code_mapped;
+    dl_iterate_phdr(populate_executable, NULL);
 #endif
 }

@@ -23,10 +23,10 @@
 void ar_heap_prefault(size_t bytes);
 
 /* Maps the read-only segments (code, constants) of the executable, so that the code a
- * command runs is not brought in one fault at a time; only the constants when `code_mapped`
- * (src/hugetext.c mapped the code already). Not the shared libraries': a run uses a small
- * part of libc and libm, and mapping all of them (and of the loader) cost more than the
- * faults it saved, about 0.1 ms. */
-void ar_code_prefault(int code_mapped);
+ * command runs is not brought in one fault at a time: for executables linked without the
+ * block of src/hugetext.c. Not the shared libraries': a run uses a small part of libc and
+ * libm, and mapping all of them (and of the loader) cost more than the faults it saved,
+ * about 0.1 ms. */
+void ar_code_prefault(void);
 
 #endif
