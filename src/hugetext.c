@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,6 +164,12 @@ static void reread_huge(const char *start, size_t size, int pagemap)
     }
 }
 
+static long minor_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
 int ar_hugetext_map(void)
 {
     const char *start = __autorun_text_start, *end = __autorun_text_end;
@@ -171,7 +178,13 @@ int ar_hugetext_map(void)
     }
     size_t size = (size_t)(end - start);
 #if defined(MADV_POPULATE_READ)
+    long faults = minor_faults();
     madvise((void *)start, size, MADV_POPULATE_READ);
+    /* A huge page maps in one fault, small pages take one per 16 or so: only then is
+     * /proc/self/pagemap worth opening (a lookup in /proc costs several faults' time). */
+    if (minor_faults() - faults <= (long)(size >> 21)) {
+        return 1;
+    }
     int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pagemap >= 0) {
         /* Not when another process maps the small pages: they could not be dropped. */
