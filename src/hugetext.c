@@ -128,8 +128,10 @@ static int find_offset(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* Drops this process's mapping of the block and the block's small pages from the page cache,
- * then maps it again through MADV_HUGEPAGE, which reads it in as one huge page. Not tried
- * when an earlier process tried and failed since the last boot. */
+ * then maps it again through MADV_HUGEPAGE, which reads it in as one huge page. A marker in
+ * /dev/shm, made before and removed unless the kernel gave small pages again, keeps other
+ * processes from trying at the same time, and from trying again until the next boot after
+ * such a failure. Without /dev/shm nothing is tried: retries could not be bounded. */
 static void reread_huge(const char *start, size_t size, int pagemap)
 {
     struct file_offset at = {.addr = start, .offset = -1};
@@ -146,21 +148,22 @@ static void reread_huge(const char *start, size_t size, int pagemap)
     snprintf(marker, sizeof(marker), "/dev/shm/autorun-hugetext-%llx-%llx-%lld.%09ld",
              (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
              (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-    if (access(marker, F_OK) == 0) {
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
         close(exe);
         return;
     }
+    close(fd);
     madvise((void *)start, size, MADV_HUGEPAGE);
     madvise((void *)start, size, MADV_DONTNEED);
     fdatasync(exe); /* pages not yet written back cannot be dropped */
     posix_fadvise(exe, at.offset, (off_t)size, POSIX_FADV_DONTNEED);
     madvise((void *)start, size, MADV_POPULATE_READ);
     close(exe);
-    if (mapped_huge(pagemap, start, size) != 1) {
-        int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            close(fd);
-        }
+    /* Kept only when the kernel read the block in small pages again; not when another
+     * process mapped some of them meanwhile, which kept them in the page cache. */
+    if (mapped_huge(pagemap, start, size) == 1 || !mapped_by_us_only(pagemap, start)) {
+        unlink(marker);
     }
 }
 

@@ -94,4 +94,24 @@ ino=$(printf '%x' "$(stat -c %i "$BIN2")")
 t_expect_eq "shared small pages: no give-up marker" "$(ls /dev/shm | grep -c "autorun-hugetext-.*-$ino-")" "0"
 kill "$HOLDER" 2>/dev/null
 
+# A copy on a file system that gives no huge pages (tmpfs with shmem_enabled=never): the one
+# attempt to read the block in again leaves the give-up marker, and the copy runs as before.
+# Needs the PAGEMAP_SCAN ioctl (Linux 6.7) that tells huge mappings apart.
+shmem=$(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null)
+kernel=$(uname -r | awk -F. '{ print $1 * 100 + $2 }')
+if [ "$kernel" -ge 607 ] && [ -w /dev/shm ] && [[ "$shmem" == *"[never]"* ]]; then
+    BIN3=$(mktemp /dev/shm/autorun-test.XXXXXX)
+    cp "$AUTORUN" "$BIN3" && chmod +x "$BIN3"
+    ino=$(printf '%x' "$(stat -c %i "$BIN3")")
+    OUT=$("$BIN3" run hello 2>"$T_TMP/stderr"); RC=$?
+    t_expect_eq "no huge pages to be had: runs" "$RC $OUT" '0 "hello"'
+    t_expect_eq "no huge pages to be had: a marker stops further attempts until the next boot" \
+        "$(ls /dev/shm | grep -c "autorun-hugetext-.*-$ino-")" "1"
+    OUT=$("$BIN3" run hello 2>"$T_TMP/stderr"); RC=$?
+    t_expect_eq "no huge pages to be had: runs again" "$RC $OUT" '0 "hello"'
+    rm -f "$BIN3" /dev/shm/autorun-hugetext-*-"$ino"-*
+else
+    echo "ok - skipped: the give-up path needs Linux 6.7 and a tmpfs /dev/shm without huge pages"
+fi
+
 t_done
