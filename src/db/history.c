@@ -130,11 +130,15 @@ static int migrate(struct ar_history *h, char *err, size_t errlen)
     return 0;
 }
 
-/* The first process to open history.db rebuilds its WAL index: SQLite maps the -shm file
- * and writes every 4 KiB page of it, one page fault each, and faults are costly on virtual
- * machines (about 10 us). SQLite's unix VFS lets a system call be replaced: its mmap() here
- * maps a shared writable range in at once. */
-static sqlite3_syscall_ptr vfs_mmap;
+/* Two system calls of SQLite's unix VFS are replaced (xSetSystemCall), for `autorun run`:
+ *
+ * - mmap(): the first process to open history.db rebuilds its WAL index, writing every 4 KiB
+ *   page of the -shm mapping, one page fault each, and faults are costly on virtual machines
+ *   (about 10 us). Shared writable mappings are mapped in at once.
+ * - fchown(): run as root, SQLite gives the -wal and -shm files the database's owner at
+ *   every open; a change of owner to the same owner still writes the inode. Skipped when the
+ *   file has that owner already. */
+static sqlite3_syscall_ptr vfs_mmap, vfs_fchown;
 
 static void *populating_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
@@ -149,11 +153,26 @@ static void *populating_mmap(void *addr, size_t len, int prot, int flags, int fd
     return p;
 }
 
-static void populate_shm_mappings(void)
+static int fchown_if_needed(int fd, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_uid == uid && st.st_gid == gid) {
+        return 0;
+    }
+    return ((int (*)(int, uid_t, gid_t))vfs_fchown)(fd, uid, gid);
+}
+
+static void replace_vfs_calls(void)
 {
     sqlite3_vfs *vfs = sqlite3_vfs_find("unix");
-    if (vfs != NULL && vfs->iVersion >= 3 && (vfs_mmap = vfs->xGetSystemCall(vfs, "mmap"))) {
+    if (vfs == NULL || vfs->iVersion < 3) {
+        return;
+    }
+    if ((vfs_mmap = vfs->xGetSystemCall(vfs, "mmap")) != NULL) {
         vfs->xSetSystemCall(vfs, "mmap", (sqlite3_syscall_ptr)populating_mmap);
+    }
+    if ((vfs_fchown = vfs->xGetSystemCall(vfs, "fchown")) != NULL) {
+        vfs->xSetSystemCall(vfs, "fchown", (sqlite3_syscall_ptr)fchown_if_needed);
     }
 }
 
@@ -182,8 +201,8 @@ int ar_history_open(const char *home, struct ar_history **out, char *err, size_t
     /* SQLite counts every allocation under a global mutex unless told not to; autorun never
      * asks it for memory statistics. Only possible before SQLite's first use, hence here. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    static pthread_once_t shm_once = PTHREAD_ONCE_INIT;
-    pthread_once(&shm_once, populate_shm_mappings);
+    static pthread_once_t vfs_once = PTHREAD_ONCE_INIT;
+    pthread_once(&vfs_once, replace_vfs_calls);
     struct ar_history *h = ar_calloc(1, sizeof(*h));
     int rc = 0;
     if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
