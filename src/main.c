@@ -13,6 +13,7 @@
  * grows by. The heap of `autorun run` with a short recipe peaks near 450 KiB; of 384, 448,
  * 512, 640 and 768 KiB, 512 was fastest: populating pages a run never touches costs too. */
 #define AR_HEAP_PREFAULT_BYTES (512 * 1024)
+#define AR_STACK_PREFAULT_BYTES (32 * 1024)
 
 struct command {
     const char *name;
@@ -106,6 +107,7 @@ int main(int argc, char **argv)
              * its mmap threshold fixed, and a long-lived process gains nothing from it. */
             if (commands[i].fn != ar__cli_serve) {
                 ar_heap_prefault(AR_HEAP_PREFAULT_BYTES);
+                ar_stack_prefault(AR_STACK_PREFAULT_BYTES);
                 if (!code_mapped) { /* else code and constants are in the block */
                     ar_code_prefault();
                 }

@@ -77,6 +77,19 @@ void ar_heap_prefault(size_t bytes)
 #endif
 }
 
+void ar_stack_prefault(size_t bytes)
+{
+#if defined(MADV_POPULATE_WRITE)
+    char here;
+    uintptr_t top = (uintptr_t)&here & page_mask();
+    /* Within the stack mapping the kernel set up (128 KiB and more); madvise() refuses a range
+     * reaching below it, and the stack then faults in as before. */
+    madvise((void *)(top - bytes), bytes, MADV_POPULATE_WRITE);
+#else
+    (void)bytes;
+#endif
+}
+
 #if defined(MADV_POPULATE_READ)
 /* dl_iterate_phdr() lists the executable first: its entry is the only one used. */
 static int populate_executable(struct dl_phdr_info *info, size_t size, void *data)

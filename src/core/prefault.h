@@ -22,6 +22,11 @@
  * it. For short-lived commands: call it before anything has grown the heap. */
 void ar_heap_prefault(size_t bytes);
 
+/* Maps `bytes` of stack below the caller's frame: a short run's deepest calls (SQLite's path
+ * handling, the loader's lazy binding saving every vector register) reach some 24 KiB down,
+ * five faults' worth. Call it from main(), where the stack is shallow. */
+void ar_stack_prefault(size_t bytes);
+
 /* Maps the read-only segments (code, constants) of the executable, so that the code a
  * command runs is not brought in one fault at a time: for executables linked without the
  * block of src/hugetext.c. Not the shared libraries': a run uses a small part of libc and
