@@ -2,10 +2,10 @@
  *
  * On the virtual machines autorun is measured on, the first touch of each 4 KiB page of
  * code costs about a microsecond even when the page is mapped, and a short `autorun run`
- * touches some 270 of them. cmake/hugetext.ld therefore links the code of the engine and of
- * its static libraries into one block aligned to 2 MiB, and when the page cache holds that
- * block as one huge page the kernel maps it with a single entry: a short run is then about
- * 0.45 ms faster (docs/performance.md).
+ * touches some 270 of them. cmake/hugetext.ld therefore links the code and constants of the
+ * engine and of its static libraries into one block aligned to 2 MiB, and when the page cache
+ * holds that block as one huge page the kernel maps it with a single entry: a short run is
+ * then about 0.5 ms faster (docs/performance.md).
  *
  * Linux reads a file range in as one huge page only when a mapping advised MADV_HUGEPAGE
  * faults on it while none of it is cached. Right after the binary was written (by the

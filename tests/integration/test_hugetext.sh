@@ -75,16 +75,17 @@ t_expect_eq "fresh copy: no give-up marker" "$(ls /dev/shm | grep -c "autorun-hu
 # leaves them (and leaves no marker), and runs as before.
 cp "$AUTORUN" "$T_TMP/autorun2"
 BIN2="$T_TMP/autorun2"
-/usr/bin/python3 - "$BIN2" <<'PY' &
+/usr/bin/python3 - "$BIN2" "$T_TMP/holding" <<'PY' &
 import mmap, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
 m = mmap.mmap(fd, os.fstat(fd).st_size, prot=mmap.PROT_READ)
 sum(m[i] for i in range(0, len(m), 4096))
+open(sys.argv[2], "w").close()
 time.sleep(30)
 PY
 HOLDER=$!
 t_track "$HOLDER"
-sleep 0.5
+until_true 100 test -e "$T_TMP/holding" || t_fail "shared small pages: the holder maps the copy"
 OUT=$("$BIN2" run hello 2>"$T_TMP/stderr"); RC=$?
 t_expect_eq "shared small pages: runs" "$RC $OUT" '0 "hello"'
 start_sleepy "$BIN2"
