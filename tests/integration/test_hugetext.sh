@@ -39,6 +39,12 @@ if [ "${supported:-0}" -eq 0 ]; then
     echo "ok - skipped: this kernel or file system maps no file with huge pages"
     exit 0
 fi
+# Telling a huge mapping from small ones takes the PAGEMAP_SCAN ioctl (Linux 6.7).
+kernel=$(uname -r | awk -F. '{ print $1 * 100 + $2 }')
+if [ "$kernel" -lt 607 ]; then
+    echo "ok - skipped: Linux $(uname -r) has no PAGEMAP_SCAN; the block is mapped as the page cache holds it"
+    exit 0
+fi
 
 t_recipe sleepy <<'JS'
 exports.run = function () { sleep(30000); return 'woke'; };
@@ -97,10 +103,8 @@ kill "$HOLDER" 2>/dev/null
 
 # A copy on a file system that gives no huge pages (tmpfs with shmem_enabled=never): the one
 # attempt to read the block in again leaves the give-up marker, and the copy runs as before.
-# Needs the PAGEMAP_SCAN ioctl (Linux 6.7) that tells huge mappings apart.
 shmem=$(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null)
-kernel=$(uname -r | awk -F. '{ print $1 * 100 + $2 }')
-if [ "$kernel" -ge 607 ] && [ -w /dev/shm ] && [[ "$shmem" == *"[never]"* ]]; then
+if [ -w /dev/shm ] && [[ "$shmem" == *"[never]"* ]]; then
     BIN3=$(mktemp /dev/shm/autorun-test.XXXXXX)
     cp "$AUTORUN" "$BIN3" && chmod +x "$BIN3"
     ino=$(printf '%x' "$(stat -c %i "$BIN3")")
@@ -112,7 +116,7 @@ if [ "$kernel" -ge 607 ] && [ -w /dev/shm ] && [[ "$shmem" == *"[never]"* ]]; th
     t_expect_eq "no huge pages to be had: runs again" "$RC $OUT" '0 "hello"'
     rm -f "$BIN3" /dev/shm/autorun-hugetext-*-"$ino"-*
 else
-    echo "ok - skipped: the give-up path needs Linux 6.7 and a tmpfs /dev/shm without huge pages"
+    echo "ok - skipped: the give-up path needs a tmpfs /dev/shm without huge pages"
 fi
 
 t_done
